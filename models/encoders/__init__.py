@@ -1,0 +1,1 @@
+"""Audio encoders that turn music into condition vectors: pca, autoencoder, rnn, cnn, genre, attributes."""

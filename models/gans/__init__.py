@@ -1,0 +1,1 @@
+"""DCGAN, WGAN-GP and StyleGAN, unconditional and conditional, and the training engine they share."""

@@ -1,0 +1,1 @@
+"""Static HTML reports, the leaderboard and threshold checks."""
