@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from benchmark import __version__, paths, progress
 from benchmark.cli import config_cmd, data_cmd
 from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
 from benchmark.errors import UserError
-from rich.markup import escape
 
 app = typer.Typer(
     name="bench",

@@ -26,12 +26,12 @@ state = State()
 PresetOpt = Annotated[
     str | None, typer.Option("--preset", help="cpu or gpu (default: gpu when CUDA is available, else cpu)")
 ]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="override a config value: key.sub=value (repeatable)")
-]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override a config value: key.sub=value (repeatable)")]
 
 
-def config(preset: str | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None) -> Config:
+def config(
+    preset: str | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> Config:
     """The resolved config: global --preset/--set, then the command's own, then explicit flag values."""
     return load_config(
         preset=preset or state.preset,

@@ -42,7 +42,7 @@ class CoverDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        img = torch.from_numpy(np.ascontiguousarray(self.covers[self.rows[i]])).permute(2, 0, 1)
+        img = torch.from_numpy(np.array(self.covers[self.rows[i]])).permute(2, 0, 1)
         return img, self.conditions[i], self.labels[i]
 
     def __getitems__(self, idx: list[int]):

@@ -1,0 +1,70 @@
+"""Shared fixtures: isolated data/runs roots and a tiny prepared dataset built directly with the writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import paths
+from benchmark.data.prepared import ATTRIBUTES, DatasetWriter
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librosa" / "audio"
+
+
+@pytest.fixture(autouse=True)
+def isolated_roots(tmp_path, monkeypatch):
+    """Every test gets its own data and runs roots; nothing leaks into ./data or ./runs."""
+    monkeypatch.setenv(paths.DATA_ROOT_ENV, str(tmp_path / "data"))
+    monkeypatch.setenv(paths.RUNS_ROOT_ENV, str(tmp_path / "runs"))
+    paths.set_roots(None, None)
+    yield
+    paths.set_roots(None, None)
+
+
+def make_tiny_dataset(
+    name: str = "tiny",
+    n: int = 40,
+    genres: tuple[str, ...] = ("a", "b", "c", "d"),
+    res: tuple[int, ...] = (32,),
+    seconds: float = 0.5,
+    sr: int = 22050,
+    seed: int = 0,
+    artists: bool = True,
+):
+    """A small prepared dataset: per-genre colour covers and per-genre tones, written via DatasetWriter."""
+    rng = np.random.default_rng(seed)
+    w = DatasetWriter(paths.dataset(name), n, res, int(seconds * sr), sr, force=True)
+    t = np.arange(int(seconds * sr)) / sr
+    rows = []
+    for i in range(n):
+        g = i % len(genres)
+        covers = {}
+        for r in res:
+            img = np.zeros((r, r, 3), np.uint8)
+            img[..., g % 3] = 60 + 40 * g
+            img += rng.integers(0, 20, size=img.shape, dtype=np.uint8)
+            covers[r] = img
+        wave = 0.3 * np.sin(2 * np.pi * (220 + 110 * g) * t) + 0.01 * rng.standard_normal(len(t))
+        w.put(i, covers, wave)
+        row = {a: float(rng.random()) for a in ATTRIBUTES}
+        row.update(
+            track_id=f"t{i:04d}",
+            album_id=f"al{i:04d}",
+            artist_id=f"ar{i // 3:03d}" if artists else None,
+            artist=f"Artist {i // 3}",
+            album=f"Album {i}",
+            track=f"Track {i}",
+            genre=genres[g],
+        )
+        rows.append(row)
+    return w.finish(pd.DataFrame(rows), kind="test", source={"fixture": True}, genres=list(genres))
+
+
+@pytest.fixture
+def tiny_dataset():
+    return make_tiny_dataset()
