@@ -92,9 +92,32 @@ class DataConfig(Strict):
     workers: int | None = Field(None, ge=1, description="worker processes for synthesis/import (None: all cores)")
 
 
+class EncodersConfig(Strict):
+    """Music encoders (``bench encode``): shared training settings and per-network sizes."""
+
+    dim: int = Field(32, ge=1, le=1024, description="embedding size d of pca/autoencoder/rnn/cnn")
+    epochs: int = Field(40, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    patience: int = Field(6, ge=1, description="epochs without val improvement before stopping")
+    seed: int = 0
+    seconds: float = Field(30.0, gt=0.0, le=600.0, description="audio used per track by rnn/cnn (from the start)")
+    n_mels: int = Field(128, ge=8, le=512)
+    n_mfcc: int = Field(20, ge=2, le=128, description="MFCCs (+ deltas) per frame for the rnn")
+    frame_pool: int = Field(4, ge=1, le=64, description="rnn: average this many frames into one step")
+    rnn_hidden: int = Field(64, ge=4)
+    cnn_channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
+    ae_hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    cache_mb: int = Field(2048, ge=0, description="keep log-mels in memory when they fit, else recompute")
+    tsne_points: int = Field(5000, ge=10, description="tracks drawn in the t-SNE map")
+    eval_max_points: int = Field(20000, ge=100, description="subsample for silhouette and k-means")
+
+
 class Config(Strict):
     preset: Literal["cpu", "gpu"] = "cpu"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     run: str = Field("default", description="run folder name under the runs root")
     data: DataConfig = Field(default_factory=DataConfig)
+    encoders: EncodersConfig = Field(default_factory=EncodersConfig)
