@@ -1,0 +1,54 @@
+"""Preview decoding: any soundfile-readable file (mp3 included) to mono float32 at the target rate.
+
+Only as much audio as the prepared format keeps is decoded. A file that decodes to fewer frames than its header
+announces (and than we need) is truncated and rejected, as is anything shorter than ``min_seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from benchmark.data.importer.reject import Reject
+
+EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")
+# Tolerance between the frame count a header announces and what decodes (VBR estimates are fuzzy).
+TRUNCATION_SLACK = 0.9
+
+
+def load_preview(path: Path, sample_rate: int, samples: int, min_seconds: float) -> np.ndarray:
+    """Mono float32 at ``sample_rate``, at most ``samples`` long; raises Reject with the reason otherwise."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise Reject("unreadable-audio", f"{e.strerror or e}") from e
+    if size == 0:
+        raise Reject("empty-file", "preview has 0 bytes")
+    try:
+        with sf.SoundFile(path) as f:
+            sr_in = f.samplerate
+            declared = f.frames
+            want = math.ceil(samples * sr_in / sample_rate) + 16
+            data = f.read(frames=want, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as e:
+        msg = str(e).split("\n")[0]
+        raise Reject("corrupt-audio", f"cannot decode ({msg})") from e
+    got = len(data)
+    if got == 0:
+        raise Reject("corrupt-audio", "no audio frames")
+    expected = min(declared, want) if declared > 0 else got
+    if got < TRUNCATION_SLACK * expected:
+        raise Reject("truncated-audio", f"decoded {got / sr_in:.2f} s of the announced {declared / sr_in:.2f} s")
+    if got < min_seconds * sr_in:
+        raise Reject("short-audio", f"{got / sr_in:.2f} s, below min_audio_seconds={min_seconds:g}")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(mono).all():
+        raise Reject("corrupt-audio", "non-finite samples")
+    if sr_in != sample_rate:
+        mono = soxr.resample(mono, sr_in, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono[:samples], dtype=np.float32)

@@ -1,0 +1,93 @@
+"""The per-track job run in worker processes: decode one cover and one preview, write them into the memmaps.
+
+Each worker opens the writer's memory-mapped arrays once (``init``) and writes its own rows, so only a few bytes
+per track travel back to the parent: the row, which file failed (if any), the reason and the audio length.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data.importer.audio import load_preview
+from benchmark.data.importer.images import load_cover
+from benchmark.data.importer.reject import Reject
+from benchmark.data.prepared import to_int16
+
+
+@dataclass(frozen=True)
+class Job:
+    row: int
+    cover: str
+    preview: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: int
+    audio_len: int = 0
+    failed: str | None = None  # "cover" or "preview"
+    reason: str | None = None  # "code: detail"
+
+
+@dataclass(frozen=True)
+class Settings:
+    cover_files: dict[int, str]
+    audio_file: str
+    samples: int
+    sample_rate: int
+    min_audio_seconds: float
+    min_cover_px: int
+    max_aspect: float
+    max_pixels: int
+
+
+_state: dict[str, object] = {}
+
+
+def init(settings: Settings, quiet: bool = False) -> None:
+    """Open the output arrays for this process; ``quiet`` silences C-library chatter (mpg123) on stderr."""
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    _state["settings"] = settings
+    _state["covers"] = {int(r): np.load(p, mmap_mode="r+") for r, p in settings.cover_files.items()}
+    _state["audio"] = np.load(settings.audio_file, mmap_mode="r+")
+
+
+def run_job(job: Job) -> Outcome:
+    """Decode and write one track; input problems come back as a reason, never as an exception."""
+    s: Settings = _state["settings"]  # type: ignore[assignment]
+    failed = "cover"
+    try:
+        covers = load_cover(
+            Path(job.cover),
+            sorted(s.cover_files),
+            min_px=s.min_cover_px,
+            max_aspect=s.max_aspect,
+            max_pixels=s.max_pixels,
+        )
+        failed = "preview"
+        wave = load_preview(Path(job.preview), s.sample_rate, s.samples, s.min_audio_seconds)
+    except Reject as e:
+        return Outcome(job.row, failed=failed, reason=e.reason)
+    except MemoryError:
+        return Outcome(job.row, failed=failed, reason="decode-error: out of memory while decoding")
+    except Exception as e:  # noqa: BLE001 - decoders raise odd types on hostile files; one file must not stop all
+        return Outcome(job.row, failed=failed, reason=f"decode-error: {type(e).__name__}: {e}")
+    cover_arrays: dict[int, np.ndarray] = _state["covers"]  # type: ignore[assignment]
+    for r, arr in covers.items():
+        cover_arrays[r][job.row] = arr
+    pcm = to_int16(wave)
+    audio: np.ndarray = _state["audio"]  # type: ignore[assignment]
+    audio[job.row, : len(pcm)] = pcm
+    audio[job.row, len(pcm) :] = 0
+    return Outcome(job.row, audio_len=len(pcm))
+
+
+def run_batch(jobs: list[Job]) -> list[Outcome]:
+    return [run_job(j) for j in jobs]
