@@ -1,0 +1,213 @@
+"""Distribution metrics against peers (clean-fid, torchmetrics, prdc) on identical arrays, and analytic values."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.errors import UserError
+from metrics.distribution import (
+    GaussianStats,
+    bootstrap_replicates,
+    feature_stats,
+    fid,
+    frechet_distance,
+    intra_fid,
+    kid,
+    prdc,
+    sqrtm_psd,
+)
+
+
+def _features(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """Correlated, non-negative, real-looking features (pool features are post-ReLU averages)."""
+    mix = np.random.default_rng(1000 + d).standard_normal((d, d)) / np.sqrt(d)  # same law for every seed
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, d)) @ mix * scale + shift
+    return np.abs(z) + 0.1 * rng.random((n, d))
+
+
+def test_analytic_fid_exact_statistics():
+    d = 8
+    val = frechet_distance(np.zeros(d), np.eye(d), np.full(d, 0.5), 4 * np.eye(d))
+    assert val == pytest.approx(10.0, rel=1e-12)
+
+
+def test_analytic_fid_from_samples():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((200_000, 8))
+    b = rng.standard_normal((200_000, 8)) * 2.0 + 0.5
+    assert fid(a, b).value == pytest.approx(10.0, abs=0.1)
+
+
+def test_fid_matches_cleanfid():
+    from cleanfid.fid import frechet_distance as cf_fd
+
+    x, y = _features(600, 64, 0), _features(500, 64, 1, shift=0.2, scale=1.3)
+    s1, s2 = feature_stats(x), feature_stats(y)
+    ours = frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+    ref = cf_fd(np.mean(x, 0), np.cov(x, rowvar=False), np.mean(y, 0), np.cov(y, rowvar=False))
+    assert ours == pytest.approx(ref, rel=1e-6)
+    assert ours > 1.0  # a real difference, not a degenerate zero
+
+
+def test_fid_matches_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+
+    x, y = _features(400, 32, 2), _features(300, 32, 3, shift=0.3)
+    s1, s2 = feature_stats(x), feature_stats(y)
+    ref_fn = _compute_fid(*(torch.from_numpy(a) for a in (s1.mu, s1.sigma, s2.mu, s2.sigma))).item()
+    ours = fid(x, y).value
+    assert ours == pytest.approx(ref_fn, rel=1e-6)
+
+    class Identity(torch.nn.Module):
+        num_features = 32
+
+        def forward(self, t):
+            return t
+
+    metric = FrechetInceptionDistance(feature=Identity(), normalize=False)
+    metric.set_dtype(torch.float64)
+    metric.update(torch.from_numpy(x), real=True)
+    metric.update(torch.from_numpy(y), real=False)
+    assert ours == pytest.approx(metric.compute().item(), rel=1e-6)
+
+
+def test_cached_sqrt_gives_same_value_and_is_a_square_root():
+    x, y = _features(300, 24, 4), _features(300, 24, 5, shift=0.1)
+    ref = feature_stats(x)
+    a = sqrtm_psd(ref.sigma)
+    np.testing.assert_allclose(a @ a, ref.sigma, atol=1e-10)
+    np.testing.assert_allclose(a, a.T)
+    cached = GaussianStats(ref.mu, ref.sigma, ref.n, sqrt_sigma=a)
+    assert fid(cached, y).value == pytest.approx(fid(x, y).value, rel=1e-12)
+
+
+def test_fid_zero_for_identical_sets_and_grows_with_shift():
+    x = _features(400, 16, 6)
+    assert abs(fid(x, x).value) < 1e-8
+    vals = [fid(x, x + s).value for s in (0.1, 0.3, 0.9)]
+    assert vals == sorted(vals)
+    assert vals[0] == pytest.approx(16 * 0.01, rel=1e-6)  # pure mean shift: |delta|^2
+
+
+def test_fid_bootstrap_interval():
+    x, y = _features(800, 8, 7), _features(800, 8, 8, shift=0.2)
+    r = fid(x, y, n_boot=40, seed=3)
+    lo, hi = r.interval
+    assert lo < r.value < hi
+    assert r.n_real == 800 and r.n_gen == 800 and r.n_boot == 40 and r.boot_se > 0
+    assert fid(x, y, n_boot=40, seed=3).interval == r.interval  # same seed, same numbers
+    # the fast replicate equals the FID of the resampled rows computed the slow way
+    reps = bootstrap_replicates(feature_stats(x), y, 2, seed=3)
+    rng = np.random.default_rng(3)
+    for rep in reps:
+        idx = rng.integers(0, 800, size=800)
+        assert rep == pytest.approx(fid(x, y[idx]).value, rel=1e-9)
+    # the interval width tracks the real sampling spread of FID (re-drawing the generated set)
+    spread = np.std([fid(x, _features(800, 8, 100 + i, shift=0.2)).value for i in range(30)])
+    assert 0.5 < (hi - lo) / (2 * 1.96 * spread) < 2.0
+
+
+def test_fid_refuses_nan_and_too_few_samples():
+    x = _features(100, 8, 9)
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        fid(x, bad)
+    with pytest.raises(UserError, match="NaN"):
+        fid(bad, x)
+    with pytest.raises(UserError, match="full-rank"):
+        fid(_features(40, 64, 1), _features(200, 64, 2))
+    with pytest.warns(UserWarning, match="fewer than 2x dim"):
+        fid(_features(100, 64, 1), _features(200, 64, 2))
+    with pytest.raises(UserError, match="-d"):
+        fid(x, _features(100, 9, 1))
+
+
+def test_kid_matches_cleanfid_for_same_subsets():
+    from cleanfid.fid import kernel_distance
+
+    x, y = _features(120, 16, 10), _features(90, 16, 11, shift=0.2)
+    num, m = 7, 50
+    np.random.seed(123)
+    ref = kernel_distance(x, y, num_subsets=num, max_subset_size=m)
+    np.random.seed(123)
+    subsets = []
+    for _ in range(num):
+        gi = np.random.choice(y.shape[0], m, replace=False)  # clean-fid draws feats2 first
+        ri = np.random.choice(x.shape[0], m, replace=False)
+        subsets.append((gi, ri))
+    ours = kid(x, y, subsets=subsets)
+    assert ours.value == pytest.approx(ref, rel=1e-9)
+    assert ours.value > 0
+    assert ours.num_subsets == num and ours.subset_size == m
+
+
+def test_kid_seeded_and_unbiased_near_zero_for_same_distribution():
+    a, b = _features(400, 16, 12), _features(400, 16, 13)
+    opts = dict(num_subsets=20, max_subset_size=200, seed=5)
+    r1, r2 = kid(a, b, **opts), kid(a, b, **opts)
+    assert r1.value == r2.value
+    far = kid(a, _features(400, 16, 14, shift=0.5), **opts)
+    assert abs(r1.value) < 3 * r1.std
+    assert far.value > 10 * max(r1.std, abs(r1.value))
+    assert far.interval[0] <= far.value <= far.interval[1]
+
+
+def test_prdc_matches_prdc_package():
+    import prdc as prdc_pkg
+
+    real, gen = _features(300, 12, 15), _features(250, 12, 16, shift=0.15, scale=1.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref3 = prdc_pkg.compute_prdc(real, gen, nearest_k=3)
+        ref5 = prdc_pkg.compute_prdc(real, gen, nearest_k=5)
+    ours = prdc(real, gen, k_pr=3, k_dc=5, chunk=64)  # chunk smaller than n exercises the chunked path
+    assert ours.precision == pytest.approx(ref3["precision"], abs=1e-12)
+    assert ours.recall == pytest.approx(ref3["recall"], abs=1e-12)
+    assert ours.density == pytest.approx(ref5["density"], abs=1e-12)
+    assert ours.coverage == pytest.approx(ref5["coverage"], abs=1e-12)
+    assert 0 < ours.precision < 1 and 0 < ours.recall < 1  # not a trivial corner
+
+
+def test_prdc_planted_mode_drop():
+    rng = np.random.default_rng(17)
+    centers = rng.standard_normal((4, 6)) * 10
+    real = np.concatenate([c + rng.standard_normal((100, 6)) for c in centers])
+    gen = np.concatenate([c + rng.standard_normal((100, 6)) for c in centers[:2]])  # two modes missing
+    full = np.concatenate([c + rng.standard_normal((50, 6)) for c in centers])
+    r, ok = prdc(real, gen), prdc(real, full)
+    assert r.precision > 0.8 and ok.precision > 0.8  # what is generated is realistic in both cases
+    assert r.recall < 0.6 and r.coverage < 0.6  # but half the real modes are missed
+    assert ok.recall > 0.8 and ok.coverage > 0.8
+
+
+def test_intra_fid_per_class_and_skipped():
+    d = 4
+    rng = np.random.default_rng(18)
+    real = rng.standard_normal((300, d))
+    rl = np.repeat(["a", "b", "c"], [120, 120, 60])
+    real[rl == "b"] += 2.0
+    gen = rng.standard_normal((243, d))
+    gl = np.repeat(["a", "b", "c"], [120, 120, 3])
+    gen[gl == "b"] += 3.0  # class b is generated off by one unit per dimension
+    r = intra_fid(real, rl, gen, gl)
+    assert set(r.per_class) == {"a", "b"} and "c" in r.skipped and "3 generated" in r.skipped["c"]
+    assert r.per_class["a"].value == pytest.approx(fid(real[rl == "a"], gen[gl == "a"]).value, rel=1e-12)
+    assert r.per_class["b"].value > r.per_class["a"].value + 2.0
+    assert r.value == pytest.approx((r.per_class["a"].value + r.per_class["b"].value) / 2)
+    assert r.per_class["a"].n_real == 120 and r.per_class["b"].n_gen == 120
+    # swapping class labels of the generated set (a conditioning failure) raises intra-FID, not FID
+    swapped = np.where(gl == "a", "b", np.where(gl == "b", "a", gl))
+    assert intra_fid(real, rl, gen, swapped).value > r.value
+
+
+def test_result_dicts():
+    x, y = _features(100, 4, 19), _features(100, 4, 20)
+    for res in (fid(x, y, n_boot=3), kid(x, y, num_subsets=3, max_subset_size=50), prdc(x, y)):
+        d = res.to_dict()
+        assert d["n_real"] == 100 and d["n_gen"] == 100
