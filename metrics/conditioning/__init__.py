@@ -1,0 +1,27 @@
+"""Conditioning metrics: does a conditional generator use its condition? Each with chance, null, p, effect."""
+
+from .accuracy import accuracy_from_predictions, conditional_accuracy
+from .cas import classification_accuracy_score
+from .classifier import ConditionClassifier, ConditionClusters
+from .purity import cluster_purity
+from .retrieval import condition_retrieval
+from .sensitivity import condition_sensitivity
+from .stats import TestResult, holm, permutation_p, wilson_interval
+from .verdict import RULE, conditioning_verdict
+
+__all__ = [
+    "RULE",
+    "ConditionClassifier",
+    "ConditionClusters",
+    "TestResult",
+    "accuracy_from_predictions",
+    "classification_accuracy_score",
+    "cluster_purity",
+    "condition_retrieval",
+    "condition_sensitivity",
+    "conditional_accuracy",
+    "conditioning_verdict",
+    "holm",
+    "permutation_p",
+    "wilson_interval",
+]
