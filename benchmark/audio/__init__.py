@@ -1,0 +1,1 @@
+"""Audio analysis: per-clip statistics (``features``), torch log-mel (``logmel``), dataset extraction (``extract``)."""
