@@ -30,7 +30,7 @@ OVERLAYS = ("grain", "scatter", "frame", "vignette", "lines")
 _BACKGROUNDS = ("flat", "linear", "radial", "noise")
 _TITLE_POS = ("top", "bottom", "top-left", "bottom-right", "band")
 
-_MIN_CANVAS = 128  # render small covers on at least this many px, then area-downsample
+_MIN_CANVAS = 64  # render small covers on at least this many px, then area-downsample
 _MIN_RES, _MAX_RES = 16, 1024
 _WARM_HUE, _COOL_HUE = 0.04, 0.62
 
@@ -244,6 +244,11 @@ def _box_d(X: np.ndarray, Y: np.ndarray, cx: float, cy: float, hw: float, hh: fl
     return np.maximum(np.abs(X - np.float32(cx)) - np.float32(hw), np.abs(Y - np.float32(cy)) - np.float32(hh))
 
 
+def _alias(px_per_cycle: float) -> float:
+    """How far a periodic pattern must fade to its mean: 0 at >= 3 px per cycle, 1 at <= 2 px."""
+    return _clamp(3.0 - px_per_cycle)
+
+
 def _stripe_cov(cv: _Canvas, t: np.ndarray, freq: float, duty: float, phase: float) -> np.ndarray:
     """Anti-aliased stripes along coordinate ``t`` (normalised units), fading to their mean when too fine."""
     p = t * np.float32(freq) + np.float32(phase)
@@ -253,7 +258,7 @@ def _stripe_cov(cv: _Canvas, t: np.ndarray, freq: float, duty: float, phase: flo
     p -= np.float32(duty / 2)
     p *= np.float32(1.0 / freq)
     cov = cv.coverage(p)
-    alias = _clamp(freq * 6.0 / cv.n - 1.0)  # 1 when a cycle is < ~3 px wide
+    alias = _alias(cv.n / freq)
     if alias > 0:
         cov *= np.float32(1 - alias)
         cov += np.float32(alias * duty)
@@ -290,7 +295,7 @@ class _Noise:
         total = np.zeros((n, n), np.float32)
         norm = sum(self.amps)
         for f, amp, lat, (ox, oy) in zip(self.freqs, self.amps, self.lattices, self.offsets, strict=True):
-            w = _clamp(2.0 - f * 6.0 / n)  # full below n/6 cells, zero above n/3
+            w = _clamp(0.5 * (n / f - 2.0))  # full at >= 4 px per lattice cell, gone at <= 2 px
             if w <= 0:
                 continue
             iy, sy = _interp_weights(ax, f, oy)
@@ -645,7 +650,7 @@ def _plan_dots(style, rng, pal, a):
         v -= np.floor(v) + np.float32(0.5)
         d = (np.sqrt(u * u + v * v) - np.float32(rad)) * np.float32(1 / n)
         cov = cv.coverage(d)
-        alias = _clamp(n * 6.0 / cv.n - 1.0)
+        alias = _alias(cv.n / n)
         if alias > 0:
             cov = cov * np.float32(1 - alias) + np.float32(alias * math.pi * rad * rad)
         (wx, wy), (hw, hh) = win
