@@ -238,7 +238,7 @@ def test_cli_summary_and_too_many_rejected(corpus, tmp_path, capsys):
         main([*base, "data", "import", str(corpus.root), "--name", "ok", "--res", "32", "--workers", "2"])
     assert e.value.code in (0, None)
     out = capsys.readouterr().out
-    assert "import summary" in out and "corrupt-cover" in out and "22" in out
+    assert "import summary" in out and "corrupt-cover" in out and "22" in out and "cp1252" in out
     manifest = json.loads((data / "ok" / "manifest.json").read_text())
     assert manifest["kind"] == "import" and manifest["counts"]["tracks"] == 22
 

@@ -118,6 +118,8 @@ def print_import_summary(result) -> None:  # noqa: ANN001 - ImportResult, import
         for reason, count in rej["reason"].str.split(":").str[0].value_counts().items():
             table.add_row(f"rejected: {escape(str(reason))}", str(count))
     common.console.print(table)
+    for note in getattr(result, "notes", []):
+        common.console.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def print_info(ds) -> None:  # noqa: ANN001 - PreparedDataset, imported lazily

@@ -42,6 +42,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block is no reason to lose a good cover."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - Pillow raises several types on broken EXIF
+        return img
+
+
 def _square_box(w: int, h: int) -> tuple[int, int, int, int]:
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -83,8 +91,7 @@ def load_cover(
                         (max(target, round(target * w / min(w, h))), max(target, round(target * h / min(w, h)))),
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img)
+                rgb = _to_rgb(_upright(img))
         except Reject:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

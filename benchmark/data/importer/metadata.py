@@ -85,6 +85,8 @@ def read_metadata(path: Path) -> Metadata:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as e:
         raise UserError(f"metadata file {path} is not a readable CSV ({str(e).splitlines()[0]})") from e
+    if len(frame) == 0:
+        raise UserError(f"metadata file {path} has a header but no rows")
     originals = list(frame.columns)
     frame.columns = [_norm(c) for c in originals]
     if frame.columns.duplicated().any():

@@ -160,6 +160,7 @@ def _import_tree(
     except BaseException:
         writer.abort()
         raise
+    rejected_list_path(dest).unlink(missing_ok=True)  # a list left by an earlier failed try is stale now
     return ImportResult(paths=paths, kept=len(kept_rows), rejected=rejected_df, seconds=0.0, notes=notes)
 
 
