@@ -1,0 +1,153 @@
+"""Building blocks shared by the StyleGAN-style networks.
+
+Equalised learning rate (weights stored at unit variance, scaled at run time, so Adam sees every layer alike),
+FIR up/down-sampling with the [1, 3, 3, 1] filter expressed as depthwise conv2d / conv_transpose2d (no custom
+CUDA), and the modulated/demodulated convolution in both its fused (grouped) and non-fused (batched) forms.
+Weight maths (modulation, demodulation) runs in fp32 even under autocast; the convolutions run in the autocast
+dtype. Every op keeps the memory format it is given, so channels_last inputs stay channels_last.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+
+
+def lrelu_gain(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
+    """Leaky ReLU scaled by sqrt(2) so activations keep unit variance through the network."""
+    return F.leaky_relu(x, slope) * SQRT2
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate and a learning-rate multiplier (0.01 in the mapping net)."""
+
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None
+        self.w_gain = lr_mul / math.sqrt(in_features)
+        self.b_gain = lr_mul
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.w_gain
+        b = self.bias * self.b_gain if self.bias is not None else None
+        x = F.linear(x, w.to(x.dtype), None if b is None else b.to(x.dtype))
+        return lrelu_gain(x) if self.activation else x
+
+
+class EqualConv2d(nn.Module):
+    """Plain conv with equalised lr, optional FIR down-sampling by 2 (blur, then stride-2 conv) and activation."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, bias: bool = True, activation: bool = False,
+                 down: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.w_gain = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.kernel, self.down, self.activation = kernel, down, activation
+        self.register_buffer("fir", fir_kernel(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = (self.weight * self.w_gain).to(x.dtype)
+        b = None if self.bias is None else self.bias.to(x.dtype)
+        if self.down:
+            # blur (pad so the composite is "conv same, then FIR downsample") then a strided valid conv
+            pad = (self.kernel - 1) // 2 + 1
+            x = fir_filter(x, self.fir, pad=(pad, pad, pad, pad))
+            x = F.conv2d(x, w, b, stride=2)
+        else:
+            x = F.conv2d(x, w, b, padding=self.kernel // 2)
+        return lrelu_gain(x) if self.activation else x
+
+
+# ----------------------------------------------------------------------------------------------- FIR filters
+
+
+def fir_kernel(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
+    """Separable 2-D low-pass filter from 1-D taps, normalised to sum 1."""
+    f = torch.tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
+
+
+def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float = 1.0) -> torch.Tensor:
+    """Depthwise correlation with f after zero padding (left, right, top, bottom)."""
+    c = x.shape[1]
+    x = F.pad(x, pad)
+    return F.conv2d(x, _depthwise(f * gain, c, x.dtype), groups=c)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """FIR up-sampling by 2: zero insertion and the 4-tap filter, as one stride-2 depthwise transposed conv.
+
+    With [1,3,3,1] this is bilinear interpolation with pixel centres aligned (output 2i is 3/4 x[i] + 1/4 x[i-1]).
+    """
+    c = x.shape[1]
+    return F.conv_transpose2d(x, _depthwise(f * 4.0, c, x.dtype), stride=2, padding=1, groups=c)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """FIR down-sampling by 2 (filter then keep every other pixel), pixel centres aligned."""
+    c = x.shape[1]
+    return F.conv2d(x, _depthwise(f, c, x.dtype), stride=2, padding=1, groups=c)
+
+
+# -------------------------------------------------------------------------------------- modulated convolution
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
+                     up: bool = False, fir: torch.Tensor | None = None, fused: bool = False) -> torch.Tensor:
+    """StyleGAN2 modulated convolution: per-sample weights w'[n,o,i] = w[o,i] * s[n,i], optionally demodulated.
+
+    x: (N, Cin, H, W); weight: (Cout, Cin, k, k) already scaled; styles: (N, Cin).
+    `fused=False` scales activations instead of weights (x * s, shared conv, * d): one ordinary cuDNN conv,
+    usually fastest for training batches. `fused=True` builds per-sample weights and runs one grouped conv.
+    Both give the same result up to rounding. `up=True` doubles the resolution: a stride-2 transposed conv then
+    the FIR filter, equal to "FIR upsample, then conv" away from the borders at a quarter of the cost.
+    """
+    n, cin, _, _ = x.shape
+    cout, _, k, _ = weight.shape
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        w32 = weight.float()
+        s32 = styles.float()
+        if demodulate:
+            # d[n,o] = 1/sqrt(sum_i,kh,kw (w[o,i,kh,kw] s[n,i])^2)
+            dcoefs = torch.rsqrt((s32.square() @ w32.square().sum((2, 3)).t()) + 1e-8)  # (N, Cout)
+        else:
+            dcoefs = None
+        if fused:
+            wn = w32[None] * s32[:, None, :, None, None]
+            if dcoefs is not None:
+                wn = wn * dcoefs[:, :, None, None, None]
+    dt = x.dtype
+    if not fused:
+        x = x * s32.to(dt)[:, :, None, None]
+        if up:
+            x = F.conv_transpose2d(x, w32.to(dt).transpose(0, 1).flip((2, 3)), stride=2)
+            x = fir_filter(x, fir, pad=(1, 1, 1, 1), gain=4.0)
+        else:
+            x = F.conv2d(x, w32.to(dt), padding=k // 2)
+        if dcoefs is not None:
+            x = x * dcoefs.to(dt)[:, :, None, None]
+        return x
+    # fused: fold the batch into groups
+    h, w_ = x.shape[2], x.shape[3]
+    xg = x.reshape(1, n * cin, h, w_)
+    if up:
+        wt = wn.transpose(1, 2).reshape(n * cin, cout, k, k).flip((2, 3)).to(dt)
+        y = F.conv_transpose2d(xg, wt, stride=2, groups=n)
+        y = fir_filter(y, fir, pad=(1, 1, 1, 1), gain=4.0)
+    else:
+        y = F.conv2d(xg, wn.reshape(n * cout, cin, k, k).to(dt), padding=k // 2, groups=n)
+    return y.reshape(n, cout, y.shape[2], y.shape[3])

@@ -1,0 +1,126 @@
+"""Synthesis network (StyleGAN2 "skip" architecture), our own pure-PyTorch design.
+
+Learned 4x4 constant -> per resolution: modulated 3x3 conv (the first one up-sampling by 2 with the FIR filter),
+per-pixel noise with a learned strength, bias, leaky ReLU; a modulated 1x1 to-RGB per resolution whose outputs are
+FIR-up-sampled and summed. No data-dependent control flow: noise mode and fused/non-fused are python settings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..layers import EqualLinear, fir_kernel, lrelu_gain, modulated_conv2d, upsample2d
+
+
+def channels_at(res: int, channel_base: int, channel_max: int) -> int:
+    return max(1, min(channel_base // res, channel_max))
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated conv + noise + bias + lrelu. up=True doubles the resolution."""
+
+    def __init__(self, cin: int, cout: int, *, w_dim: int, res: int, up: bool = False, kernel: int = 3,
+                 fused: bool = False):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.w_gain = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.register_buffer("noise_const", torch.randn(res, res))
+        self.register_buffer("fir", fir_kernel(), persistent=False)
+        self.up, self.res, self.fused = up, res, fused
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            styles = self.affine(w.float())
+        x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
+                             fused=self.fused)
+        if noise_mode == "random":
+            noise = torch.randn(x.shape[0], 1, self.res, self.res, device=x.device, dtype=x.dtype)
+            x = x + noise * self.noise_strength.to(x.dtype)
+        elif noise_mode == "const":
+            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
+        elif noise_mode != "none":
+            raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}")
+        return lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv without demodulation, to image channels."""
+
+    def __init__(self, cin: int, channels: int, *, w_dim: int, fused: bool = False):
+        super().__init__()
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(channels, cin, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.gain = 1.0 / math.sqrt(cin)
+        self.fused = fused
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            styles = self.affine(w.float()) * self.gain
+        y = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
+        return y + self.bias.to(y.dtype)[None, :, None, None]
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (const | up-conv) + conv + to-RGB; consumes num_conv + 1 w's (to-RGB shares the next)."""
+
+    def __init__(self, cin: int, cout: int, *, res: int, w_dim: int, channels: int, fused: bool):
+        super().__init__()
+        self.first = res == 4
+        if self.first:
+            self.const = nn.Parameter(torch.randn(cout, 4, 4))
+        else:
+            self.conv0 = SynthesisLayer(cin, cout, w_dim=w_dim, res=res, up=True, fused=fused)
+        self.conv1 = SynthesisLayer(cout, cout, w_dim=w_dim, res=res, fused=fused)
+        self.torgb = ToRGB(cout, channels, w_dim=w_dim, fused=fused)
+        self.num_conv = 1 if self.first else 2
+        self.register_buffer("fir", fir_kernel(), persistent=False)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.first:
+            x = self.const.to(ws.dtype)[None].expand(ws.shape[0], -1, -1, -1)
+            x = self.conv1(x, ws[:, 0], noise_mode)
+        else:
+            x = self.conv0(x, ws[:, 0], noise_mode)
+            x = self.conv1(x, ws[:, 1], noise_mode)
+        y = self.torgb(x, ws[:, self.num_conv])
+        img = y if img is None else upsample2d(img, self.fir).to(y.dtype) + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """ws (N, num_ws, w_dim) -> image (N, channels, res, res)."""
+
+    def __init__(self, *, res: int, w_dim: int, channel_base: int, channel_max: int, channels: int = 3,
+                 fused: bool = False):
+        super().__init__()
+        log2 = int(math.log2(res))
+        if res < 8 or 2**log2 != res:
+            raise ValueError(f"resolution must be a power of two >= 8, got {res}")
+        self.res, self.w_dim = res, w_dim
+        self.block_res = [2**i for i in range(2, log2 + 1)]
+        self.blocks = nn.ModuleList()
+        self.num_ws = 0
+        cin = 0
+        for r in self.block_res:
+            cout = channels_at(r, channel_base, channel_max)
+            block = SynthesisBlock(cin, cout, res=r, w_dim=w_dim, channels=channels, fused=fused)
+            self.blocks.append(block)
+            self.num_ws += block.num_conv
+            cin = cout
+        self.num_ws += 1  # the last to-RGB
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        x = img = None
+        idx = 0
+        for block in self.blocks:
+            x, img = block(x, img, ws.narrow(1, idx, block.num_conv + 1), noise_mode)
+            idx += block.num_conv
+        return img

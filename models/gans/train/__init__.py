@@ -1,0 +1,1 @@
+"""The one training engine for all six GANs: data, checkpoints, distributed plumbing, snapshots, the loop."""

@@ -1,0 +1,81 @@
+"""Atomic, resumable checkpoints: everything needed to continue bit-for-bit on CPU.
+
+A checkpoint holds G, D, G_ema, both optimisers, the loss object's state (ADA p, path-length mean), counters,
+the data position and every RNG state. Written to a temporary file, fsynced, renamed; the last K are kept;
+loaded with ``torch.load(weights_only=True)`` (only tensors and plain values inside).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.errors import UserError
+
+PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
+
+
+def checkpoint_name(images_seen: int) -> str:
+    return f"ckpt-{images_seen:09d}.pt"
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoints in ``directory``, oldest first (by images seen, from the name)."""
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(state: dict[str, Any], directory: Path, images_seen: int, keep: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / checkpoint_name(images_seen)
+    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        raise UserError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest readable checkpoint (a torn newest file, which atomic writes should prevent, is skipped)."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+            return path
+        except Exception:
+            continue
+    return None
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,0 +1,383 @@
+"""``train_gan``: the one training loop for all six GANs.
+
+Counts progress in images shown to D (kimg). Each iteration runs ``n_critic`` D steps and one G step through the
+model's loss object (``models.gans.losses``), under bf16 autocast with channels_last on CUDA and in fp32 on CPU,
+with a non-finite guard that skips and counts. Rank 0 writes checkpoints (atomic, last K kept), sample grids,
+``stats.jsonl`` and ``summary.json``. ``resume=True`` restores everything from the newest checkpoint, so a killed run
+continues where it left off and, on CPU with a fixed seed, reproduces the uninterrupted run's losses exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.config.schema import TrainConfig
+from benchmark.data.loader import to_float
+from benchmark.data.prepared import PreparedDataset, write_json_atomic
+from benchmark.errors import UserError
+from benchmark.paths import RunPaths
+from benchmark.progress import progress_bar
+from models.conditions import load_conditions, usable_rows
+from models.gans.losses import ema_beta, ema_update
+from models.gans.registry import GanSpec, build_gan
+from models.gans.train import checkpoint as ck
+from models.gans.train.distributed import (
+    all_ranks_finite,
+    average_gradients,
+    barrier,
+    broadcast_module,
+    init_distributed,
+)
+from models.gans.train.snapshot import grid_conditions, snapshot_grid
+from models.gans.train.stats import StatsWriter, grad_norm, memory_mb
+
+SUMMARY = "summary.json"
+
+
+class NonFiniteError(UserError):
+    """Training produced too many non-finite losses."""
+
+
+@dataclass
+class TrainResult:
+    model: str
+    directory: Path
+    images_seen: int
+    finished: bool
+    seconds: float
+    images_per_s: float
+    nonfinite: int
+
+
+def pick_device(kind: str) -> torch.device:
+    if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError("device cuda requested but CUDA is not available (use --preset cpu)")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def model_is_finished(directory: Path) -> bool:
+    p = directory / SUMMARY
+    return p.is_file() and bool(json.loads(p.read_text()).get("finished"))
+
+
+def build_for_training(name: str, cfg: TrainConfig, cond_dim: int) -> tuple[GanSpec, dict[str, Any]]:
+    m = cfg.for_model(name)
+    hp = dict(m.hparams)
+    hp.setdefault("batch", m.batch)
+    spec = build_gan(name, res=m.res, cond_dim=cond_dim if name.endswith("_cond") else 0, size=m.size, **hp)
+    return spec, {"res": m.res, "kimg": m.kimg, "batch": m.batch, "size": m.size, "hparams": hp}
+
+
+def train_gan(
+    ds: PreparedDataset,
+    run: RunPaths,
+    name: str,
+    cfg: TrainConfig,
+    *,
+    device_kind: str = "auto",
+    resume: bool = False,
+    stop_after_kimg: float | None = None,
+) -> TrainResult:
+    """Train ``name`` on the dataset's training split into ``run.model(name)``.
+
+    ``stop_after_kimg`` ends the process early (as if killed after that point; used by tests and time-boxed runs)
+    without marking the model finished.
+    """
+    device = pick_device(device_kind)
+    d = init_distributed(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", d.local_rank)
+    out_dir = run.model(name)
+    ckpt_dir = out_dir / "checkpoints"
+    conditional = name.endswith("_cond")
+    conditions = load_conditions(ds, cfg.condition, run) if conditional else None
+    cond_dim = 0 if conditions is None else conditions.shape[1]
+    spec, eff = build_for_training(name, cfg, cond_dim)
+    res, batch, kimg = eff["res"], eff["batch"], eff["kimg"]
+    if batch % d.world:
+        raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
+    local_batch = batch // d.world
+    rows = usable_rows(ds, cfg.condition if conditional else "none", ds.split_rows("train"))
+    if len(rows) < local_batch:
+        raise UserError(f"only {len(rows)} training covers for batch {batch}")
+    if res not in ds.resolutions:
+        have = ", ".join(map(str, ds.resolutions))
+        raise UserError(
+            f"{name} trains at {res} px but dataset {ds.name!r} has {have} px covers "
+            f"(synthesise with --res {res}, or --set train.res=...)"
+        )
+
+    torch.manual_seed(cfg.seed)
+    G, D = spec.G.to(device), spec.D.to(device)
+    amp = cfg.amp and device.type == "cuda"
+    if device.type == "cuda" and cfg.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = spec.make_G_ema().to(device) if spec.has_ema else None
+    opt_G, opt_D = spec.make_optimizers()
+    counters = {"images_seen": 0, "d_steps": 0, "g_steps": 0, "batches": 0, "nonfinite": 0, "train_seconds": 0.0}
+
+    start_path = ck.latest_checkpoint(ckpt_dir) if resume else None
+    if resume and start_path is None and (out_dir / SUMMARY).exists():
+        start_path = None  # nothing to resume from: start fresh
+    if start_path is not None:
+        state = ck.load_checkpoint(start_path)
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        if G_ema is not None and "G_ema" in state:
+            G_ema.load_state_dict(state["G_ema"])
+        opt_G.load_state_dict(state["opt_G"])
+        opt_D.load_state_dict(state["opt_D"])
+        spec.loss.load_state_dict(state["loss"])
+        counters.update({k: state["counters"][k] for k in counters if k in state["counters"]})
+        rng = state["rng"][d.rank] if d.rank < len(state["rng"]) else state["rng"][0]
+    elif out_dir.exists() and ck.list_checkpoints(ckpt_dir) and not resume:
+        raise UserError(f"{out_dir} already holds a run of {name}: pass --resume to continue it, or use another --run")
+    else:
+        rng = None
+    broadcast_module(G, d)
+    broadcast_module(D, d)
+    if G_ema is not None:
+        broadcast_module(G_ema, d)
+    if rng is not None:
+        ck.set_rng_state(rng, device)
+    else:
+        torch.manual_seed(cfg.seed * 1000 + d.rank)
+
+    from models.gans.train.data import training_loader
+
+    loader = training_loader(
+        ds,
+        res,
+        conditions,
+        rows,
+        batch=local_batch,
+        seed=cfg.seed,
+        rank=d.rank,
+        world=d.world,
+        start_batches=counters["batches"],
+        workers=cfg.workers,
+    )
+    cond_rows = grid_conditions(conditions, ds.genre_idx, 16) if conditions is not None else None
+    stats = StatsWriter(out_dir, enabled=d.is_main)
+    if d.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            out_dir / "train_config.json",
+            {
+                "model": name,
+                "dataset": ds.name,
+                "condition": cfg.condition if conditional else None,
+                "cond_dim": cond_dim,
+                "z_dim": spec.z_dim,
+                "res": res,
+                "batch": batch,
+                "kimg": kimg,
+                "size": eff["size"],
+                "hparams": spec.hparams,
+                "world_size": d.world,
+                "device": str(device),
+                "amp_bf16": amp,
+                "seed": cfg.seed,
+            },
+        )
+        if start_path is not None:
+            stats.truncate_after(counters["images_seen"])
+    total = int(round(kimg * 1000))
+    stop_at = total if stop_after_kimg is None else min(total, int(round(stop_after_kimg * 1000)))
+    every = {k: max(batch, int(round(getattr(cfg, f"{k}_kimg") * 1000))) for k in ("snapshot", "checkpoint", "log")}
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
+    window: dict[str, list[float]] = {}
+    t_window, n_window = time.perf_counter(), 0
+    t_start = time.perf_counter() - counters["train_seconds"]
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, c = next(loader)
+        counters["batches"] += 1
+        x = to_float(images.to(device, non_blocking=True))
+        if device.type == "cuda" and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, (c.to(device, non_blocking=True) if conditional else None)
+
+    def run_step(opt, module, fn) -> dict[str, torch.Tensor] | None:
+        with autocast():
+            loss, st = fn()
+        if not all_ranks_finite(loss, d):
+            opt.zero_grad(set_to_none=True)
+            counters["nonfinite"] += 1
+            if counters["nonfinite"] > cfg.max_nonfinite:
+                raise NonFiniteError(
+                    f"{name}: {counters['nonfinite']} non-finite losses (limit {cfg.max_nonfinite}); "
+                    "training diverged: lower the learning rate or check the data"
+                )
+            return None
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(module, d)
+        opt.step()
+        return st
+
+    def state_dict() -> dict[str, Any]:
+        from torch.distributed import all_gather_object, is_initialized
+
+        rng = ck.rng_state(device)
+        rngs = [rng]
+        if d.enabled and is_initialized():
+            rngs = [None] * d.world
+            all_gather_object(rngs, rng)
+        counters["train_seconds"] = time.perf_counter() - t_start
+        return {
+            "format": 1,
+            "model": name,
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": G_ema.state_dict() if G_ema is not None else {},
+            "opt_G": opt_G.state_dict(),
+            "opt_D": opt_D.state_dict(),
+            "loss": spec.loss.state_dict(),
+            "counters": dict(counters),
+            "rng": rngs,
+            "meta": json.dumps(
+                {
+                    "res": res,
+                    "cond_dim": cond_dim,
+                    "z_dim": spec.z_dim,
+                    "size": eff["size"],
+                    "hparams": spec.hparams,
+                    "condition": cfg.condition if conditional else None,
+                }
+            ),
+        }
+
+    done_before = counters["images_seen"]
+    t_resume = time.perf_counter()
+    with progress_bar(f"train {name}", total) as bar:
+        bar.advance(done_before)
+        while counters["images_seen"] < stop_at:
+            seen0 = counters["images_seen"]
+            c_last = None
+            for _ in range(spec.n_critic):
+                real, c = next_batch()
+                c_last = c
+                st = run_step(
+                    opt_D, D, lambda real=real, c=c: spec.loss.d_step(G, D, real, c, step=counters["d_steps"])
+                )
+                counters["d_steps"] += 1
+                counters["images_seen"] += batch
+                if st:
+                    for k, v in st.items():
+                        window.setdefault(k, []).append(float(v))
+            G.requires_grad_(True)
+            D.requires_grad_(False)
+            st = run_step(
+                opt_G,
+                G,
+                lambda c=c_last: spec.loss.g_step(G, D, c, n=local_batch, step=counters["g_steps"]),
+            )
+            D.requires_grad_(True)
+            if st:
+                for k, v in st.items():
+                    window.setdefault(k, []).append(float(v))
+            counters["g_steps"] += 1
+            if G_ema is not None:
+                beta = ema_beta(
+                    batch, spec.ema_half_life_kimg, rampup=spec.ema_rampup, kimg_seen=counters["images_seen"] / 1000
+                )
+                ema_update(G_ema, G, beta)
+            seen = counters["images_seen"]
+            n_window += seen - seen0
+            bar.advance(seen - seen0)
+            crossed = {k: seen // e > seen0 // e or seen >= stop_at for k, e in every.items()}
+            if crossed["log"]:
+                dt = time.perf_counter() - t_window
+                row = {
+                    "images_seen": seen,
+                    "kimg": seen / 1000,
+                    "d_steps": counters["d_steps"],
+                    "g_steps": counters["g_steps"],
+                    "images_per_s": n_window / max(dt, 1e-9),
+                    "s_per_kimg": dt / max(n_window / 1000, 1e-9),
+                    "grad_norm/G": grad_norm(G),
+                    "grad_norm/D": grad_norm(D),
+                    "memory_mb": memory_mb(device),
+                    "nonfinite": counters["nonfinite"],
+                }
+                row.update({k: float(np.mean(v)) for k, v in window.items()})
+                stats.write(row)
+                window, t_window, n_window = {}, time.perf_counter(), 0
+            if crossed["snapshot"] and d.is_main:
+                snapshot_grid(G_ema or G, spec.z_dim, cond_rows, out_dir / "samples" / f"samples-{seen:09d}.png")
+            if crossed["checkpoint"]:
+                state = state_dict()
+                if d.is_main:
+                    ck.save_checkpoint(state, ckpt_dir, seen, cfg.keep_checkpoints)
+                barrier(d)
+    seconds = time.perf_counter() - t_start
+    finished = counters["images_seen"] >= total
+    rate = (counters["images_seen"] - done_before) / max(time.perf_counter() - t_resume, 1e-9)
+    result = TrainResult(name, out_dir, counters["images_seen"], finished, seconds, rate, counters["nonfinite"])
+    if d.is_main:
+        write_json_atomic(
+            out_dir / SUMMARY,
+            {
+                "model": name,
+                "finished": finished,
+                "images_seen": counters["images_seen"],
+                "kimg": kimg,
+                "train_seconds": seconds,
+                "images_per_s": counters["images_seen"] / max(seconds, 1e-9),
+                "nonfinite": counters["nonfinite"],
+                "world_size": d.world,
+                "device": str(device),
+                "final_checkpoint": ck.list_checkpoints(ckpt_dir)[-1].name if ck.list_checkpoints(ckpt_dir) else None,
+            },
+        )
+    stats.close()
+    return result
+
+
+def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True):
+    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint."""
+    path = ck.latest_checkpoint(directory / "checkpoints")
+    if path is None:
+        raise UserError(f"no checkpoint in {directory} (train it first with `bench train`)")
+    state = ck.load_checkpoint(path)
+    meta = json.loads(state["meta"])
+    name = state["model"]
+    spec = build_gan(
+        name,
+        res=meta["res"],
+        cond_dim=meta["cond_dim"],
+        size=meta["size"],
+        **{k: v for k, v in meta["hparams"].items() if k in _REBUILD_KEYS},
+    )
+    G = spec.G
+    use_ema = ema and state.get("G_ema")
+    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    G.to(device).eval().requires_grad_(False)
+    meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"])
+    return G, meta
+
+
+# Architecture-defining settings that must match when a generator is rebuilt for evaluation.
+_REBUILD_KEYS = {
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_max",
+    "fused",
+    "base",
+    "embed_dim",
+    "critic_norm",
+    "mbstd_group",
+}
