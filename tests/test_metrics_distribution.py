@@ -211,3 +211,53 @@ def test_result_dicts():
     for res in (fid(x, y, n_boot=3), kid(x, y, num_subsets=3, max_subset_size=50), prdc(x, y)):
         d = res.to_dict()
         assert d["n_real"] == 100 and d["n_gen"] == 100
+
+
+# ------------------------------------------------------------------------------------------ real-feature cache
+
+
+def test_feature_cache_roundtrip_and_keys(tmp_path):
+    from metrics.features.cache import cache_key, cached_features, manifest_hash
+
+    feats = _features(200, 6, 21)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return feats
+
+    parts = {"dataset": "d", "manifest": "m1", "split": "test", "extractor": "x", "preprocessing": "p"}
+    first = cached_features(parts, compute, tmp_path)
+    second = cached_features(dict(reversed(list(parts.items()))), compute, tmp_path)  # key order is irrelevant
+    assert len(calls) == 1 and not first.hit and second.hit
+    np.testing.assert_array_equal(second.features, feats)
+    direct = feature_stats(feats)
+    np.testing.assert_allclose(second.stats.sigma, direct.sigma)
+    np.testing.assert_allclose(second.stats.sqrt_sigma @ second.stats.sqrt_sigma, direct.sigma, atol=1e-10)
+    gen = _features(200, 6, 22, shift=0.2)
+    assert fid(second.stats, gen).value == pytest.approx(fid(feats, gen).value, rel=1e-10)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+    cached_features({**parts, "split": "val"}, compute, tmp_path)  # another split is another entry
+    cached_features({**parts, "manifest": "m2"}, compute, tmp_path)
+    assert len(calls) == 3
+    assert cache_key(parts) != cache_key({**parts, "preprocessing": "q"})
+    m = {"files": {"a": {"sha256": "1"}}, "created": "today"}
+    assert manifest_hash(m) == manifest_hash({**m, "created": "tomorrow"})
+    assert manifest_hash(m) != manifest_hash({**m, "files": {"a": {"sha256": "2"}}})
+
+
+def test_feature_cache_recovers_from_damage_and_refuses_nan(tmp_path):
+    from metrics.features.cache import cached_features
+
+    parts = {"dataset": "d", "split": "test"}
+    feats = _features(50, 4, 23)
+    entry = cached_features(parts, lambda: feats, tmp_path)
+    entry.path.with_name(entry.path.name.replace(".key.json", ".stats.npz")).write_bytes(b"garbage")
+    again = cached_features(parts, lambda: feats + 1.0, tmp_path)
+    assert not again.hit and again.stats.mu == pytest.approx(feats.mean(0) + 1.0)
+    bad = feats.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(UserError, match="NaN or inf"):
+        cached_features({"other": 1}, lambda: bad, tmp_path)
+    assert len(list(tmp_path.glob("*.key.json"))) == 1

@@ -190,7 +190,11 @@ def fid(
     ``n_boot`` > 0 adds a bootstrap percentile interval over the generated set; the reference statistics (and
     their square root) are reused, so each replicate costs about one FID.
     """
-    ref = real if isinstance(real, GaussianStats) else feature_stats(real, "real features", allow_singular)
+    if isinstance(real, GaussianStats):
+        check_covariance_size(real.n, real.dim, "real features", allow_singular)
+        ref = real
+    else:
+        ref = feature_stats(real, "real features", allow_singular)
     g = check_features(gen, "generated features")
     if g.shape[1] != ref.dim:
         raise UserError(f"FID: real features are {ref.dim}-d but generated features are {g.shape[1]}-d")
