@@ -492,7 +492,7 @@ def _plan_sunset(style, rng, pal, a):
         ground = cv.coverage(np.float32(horizon) - Y + np.zeros_like(X))
         cv.paint(ys, xs, ground, dark)
         depth = np.maximum(Y - np.float32(horizon), np.float32(1e-3))
-        lines_x = _stripe_cov(cv, (X - np.float32(cx)) / depth * np.float32(0.1), grid_f, 0.05, 0.5)
+        lines_x = _stripe_cov(cv, (X - np.float32(cx)) / depth * np.float32(0.1), grid_f, 0.025, 0.5)
         lines_y = _stripe_cov(cv, np.log(depth) + np.zeros_like(X), grid_f * 0.7, 0.12, 0.0)
         cv.paint(ys, xs, np.maximum(lines_x, lines_y) * ground * _clip01(depth * 6), pal[2], 0.8)
 
