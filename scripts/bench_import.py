@@ -69,6 +69,17 @@ def baseline(root: Path) -> float:
     return len(files) / (time.perf_counter() - t0)
 
 
+def decode_resample(root: Path, seconds: float) -> float:
+    """The importer's audio path alone (decode, mix down, resample to 22,050 Hz), one process: tracks/s."""
+    from benchmark.data.importer.audio import load_preview
+
+    files = sorted((root / "previews").glob("*.mp3"))
+    t0 = time.perf_counter()
+    for p in files:
+        load_preview(p, 22050, round(seconds * 22050), 1.0)
+    return len(files) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", type=int, default=64)
@@ -83,6 +94,7 @@ def main() -> None:
         print(f"built {args.tracks} tracks in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         rows = {"tracks": args.tracks, "cpu_count": os.cpu_count(), "baseline_soundfile_tracks_per_s": None}
         rows["baseline_soundfile_tracks_per_s"] = round(baseline(root), 1)
+        rows["decode_resample_tracks_per_s"] = round(decode_resample(root, args.seconds), 1)
         cfg = ImportConfig(res=args.res, seconds=args.seconds, sample_rate=22050)
         for w in args.workers:
             dest = DatasetPaths(Path(tmp) / "data" / f"w{w}")
