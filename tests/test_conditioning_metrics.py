@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 from benchmark.errors import UserError
 from metrics.conditioning import (
@@ -26,6 +27,13 @@ from metrics.conditioning import (
     wilson_interval,
 )
 from metrics.conditioning.stats import permutation_chunks, table_scores
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small fits run faster single-threaded; OpenMP threads thrash when the 2 shared cores are busy."""
+    with threadpool_limits(1):
+        yield
 
 K, D = 4, 12
 
