@@ -6,7 +6,7 @@ Later stages (encoders, GANs, evaluation) add their sections here.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -114,6 +114,54 @@ class EncodersConfig(Strict):
     eval_max_points: int = Field(20000, ge=100, description="subsample for silhouette and k-means")
 
 
+GAN_NAMES = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
+GanName = Literal["dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond"]
+ConditionName = Literal["genre", "pca", "rnn", "autoencoder", "cnn", "attributes"]
+
+
+class ModelTrainConfig(Strict):
+    """Per-model training settings that differ from the shared ones (None: use the shared value)."""
+
+    res: int | None = Field(None, ge=8, le=1024)
+    kimg: float | None = Field(None, gt=0.0)
+    batch: int | None = Field(None, ge=2)
+    size: Literal["tiny", "full"] | None = None
+    hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_gan (validated there)")
+
+
+class TrainConfig(Strict):
+    """GAN training (``bench train``): schedule in kimg, checkpoints, precision, logging."""
+
+    models: list[GanName] = Field(default_factory=lambda: list(GAN_NAMES), description="what `train all` trains")
+    condition: ConditionName = "genre"
+    res: int = Field(32, ge=8, le=1024)
+    size: Literal["tiny", "full"] = "tiny"
+    batch: int = Field(32, ge=2)
+    kimg: float = Field(2.0, gt=0.0, description="training length in thousands of real images shown to D")
+    snapshot_kimg: float = Field(1.0, gt=0.0, description="sample grid every this many kimg")
+    checkpoint_kimg: float = Field(1.0, gt=0.0)
+    keep_checkpoints: int = Field(3, ge=1)
+    log_kimg: float = Field(0.25, gt=0.0, description="a stats.jsonl line every this many kimg")
+    max_nonfinite: int = Field(20, ge=0, description="stop after this many skipped non-finite steps")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (always fp32 on CPU)")
+    channels_last: bool = True
+    compile: bool = Field(False, description="torch.compile the networks on CUDA")
+    seed: int = 0
+    per_model: dict[GanName, ModelTrainConfig] = Field(default_factory=dict)
+
+    def for_model(self, name: str) -> ModelTrainConfig:
+        """The effective per-model settings, shared values filled in."""
+        m = self.per_model.get(name, ModelTrainConfig())  # type: ignore[call-overload]
+        return ModelTrainConfig(
+            res=m.res or self.res,
+            kimg=m.kimg or self.kimg,
+            batch=m.batch or self.batch,
+            size=m.size or self.size,
+            hparams=dict(m.hparams),
+        )
+
+
 class Config(Strict):
     preset: Literal["cpu", "gpu"] = "cpu"
     seed: int = 0
@@ -121,3 +169,4 @@ class Config(Strict):
     run: str = Field("default", description="run folder name under the runs root")
     data: DataConfig = Field(default_factory=DataConfig)
     encoders: EncodersConfig = Field(default_factory=EncodersConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)

@@ -1,0 +1,42 @@
+"""Condition vectors for the GANs: a one-hot genre, or any encoder's embeddings from a run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark.data.prepared import PreparedDataset
+from benchmark.errors import UserError
+from benchmark.paths import RunPaths
+
+CONDITIONS = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes")
+
+
+def genre_onehot(ds: PreparedDataset) -> np.ndarray:
+    """(N, n_genres) float32; tracks without a genre get an all-zero row."""
+    idx = ds.genre_idx
+    out = np.zeros((len(ds), len(ds.genres)), np.float32)
+    ok = idx >= 0
+    out[np.flatnonzero(ok), idx[ok]] = 1.0
+    return out
+
+
+def load_conditions(ds: PreparedDataset, source: str, run: RunPaths | None) -> np.ndarray:
+    """(N, d) float32 conditions in dataset row order."""
+    if source not in CONDITIONS:
+        raise UserError(f"unknown condition {source!r}: choose one of {', '.join(CONDITIONS)}")
+    if source == "genre":
+        if (ds.genre_idx < 0).all():
+            raise UserError(f"dataset {ds.name!r} has no genres: choose an encoder condition (e.g. --condition pca)")
+        return genre_onehot(ds)
+    if run is None:
+        raise UserError(f"condition {source!r} needs a run holding `bench encode --encoder {source}` output")
+    from models.encoders.pipeline import load_embeddings
+
+    return np.asarray(load_embeddings(run, source, ds), dtype=np.float32)
+
+
+def usable_rows(ds: PreparedDataset, source: str, rows: np.ndarray) -> np.ndarray:
+    """Rows that can be trained on with this condition (a genre condition needs a genre)."""
+    if source == "genre":
+        return rows[ds.genre_idx[rows] >= 0]
+    return rows
