@@ -136,7 +136,7 @@ def load_inception(device: str = "cpu") -> torch.nn.Module:
             net = torch.jit.load(str(path), map_location=device)
         except Exception as e:  # a truncated or foreign file
             raise UserError(f"could not load Inception weights from {path}: {e}") from e
-    layers = _find_layers(net.eval()).eval()
+    layers = _find_layers(net.eval()).eval().float()  # fp32 features even from a file stored in half precision
     if torch.device(device).type == "cuda":
         layers = layers.to(memory_format=torch.channels_last)
     return layers
@@ -170,17 +170,24 @@ def inception_features(
     images: np.ndarray | torch.Tensor | Iterable[np.ndarray | torch.Tensor],
     batch_size: int = 64,
     device: str | torch.device | None = None,
+    tf32: bool = False,
 ) -> np.ndarray:
     """(N, 2048) float32 pool features of uint8 NHWC images (an array, or an iterable of such batches).
 
-    fp32 throughout (no autocast: FID is sensitive to feature precision); channels_last on CUDA.
+    fp32 throughout (no autocast: FID is sensitive to feature precision); channels_last on CUDA. ``tf32``
+    allows TensorFloat-32 convolutions on CUDA (faster, ~1e-3 relative feature error); off by default.
     """
     dev = torch.device(device) if device is not None else default_device()
     net = load_inception(str(dev))
     cuda = dev.type == "cuda"
     if cuda:
-        prev_tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        prev = (
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.benchmark,
+        )
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
     out: list[np.ndarray] = []
     batches, n = _batches(images, batch_size)
     try:
@@ -199,7 +206,9 @@ def inception_features(
                 bar.advance(int(t.shape[0]))
     finally:
         if cuda:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = (
+                prev
+            )
     if not out:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.concatenate(out)
