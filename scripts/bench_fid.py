@@ -54,7 +54,6 @@ def bench_fid(dim: int, n: int, repeats: int, cleanfid_repeats: int) -> dict:
         warnings.simplefilter("ignore")
         t_cf, v_cf = best_of(lambda: cleanfid_fd(real.mu, real.sigma, gen.mu, gen.sigma), cleanfid_repeats)
     t_full, v_full = best_of(lambda: frechet_distance(real.mu, real.sigma, gen.mu, gen.sigma), repeats)
-    t_sqrt, a = best_of(lambda: 0.0, 1)
     t = time.perf_counter()
     a = sqrtm_psd(real.sigma)
     t_sqrt = time.perf_counter() - t
