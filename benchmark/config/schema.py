@@ -162,6 +162,26 @@ class TrainConfig(Strict):
         )
 
 
+class EvalConfig(Strict):
+    """Evaluation (``bench evaluate``): sample sizes, feature extractor, statistics."""
+
+    n: int = Field(2000, ge=20, description="generated covers per model")
+    features: Literal["covernet", "inception"] = "covernet"
+    seed: int = 0
+    batch: int = Field(256, ge=1)
+    n_permutations: int = Field(2000, ge=100)
+    n_bootstrap: int = Field(200, ge=0)
+    kid_subsets: int = Field(50, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+    sensitivity_z: int = Field(32, ge=2, description="z vectors in the condition-sensitivity grid")
+    tsne_real: int = Field(1000, ge=20, description="real covers in the t-SNE map")
+    tsne_gen: int = Field(500, ge=0, description="generated covers placed into the map")
+    covernet_epochs: int = Field(12, ge=1)
+    covernet_width: int = Field(32, ge=4)
+    relationship_folds: int = Field(5, ge=2)
+    models: list[GanName] = Field(default_factory=lambda: list(GAN_NAMES), description="what `evaluate all` covers")
+
+
 class Config(Strict):
     preset: Literal["cpu", "gpu"] = "cpu"
     seed: int = 0
@@ -170,3 +190,4 @@ class Config(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     encoders: EncodersConfig = Field(default_factory=EncodersConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)

@@ -1,0 +1,1 @@
+"""The stages that join data, models and metrics: evaluation of trained generators."""

@@ -1,0 +1,59 @@
+"""Image feature extractors behind one small interface, and cached real-cover features per split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchmark.config.schema import EvalConfig
+from benchmark.data.prepared import PreparedDataset
+from metrics.features.cache import CachedFeatures, cached_features, dataset_key_parts
+
+
+@dataclass
+class Extractor:
+    name: str
+    preprocessing: str
+    fn: Callable[[np.ndarray], np.ndarray]  # uint8 NHWC -> float32 (N, d)
+    info: dict
+
+    def __call__(self, images: np.ndarray, batch: int = 512) -> np.ndarray:
+        out = [self.fn(np.asarray(images[s : s + batch])) for s in range(0, len(images), batch)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def make_extractor(ds: PreparedDataset, kind: str, res: int, cfg: EvalConfig, device: torch.device) -> Extractor:
+    """``covernet`` (trained on this dataset's training covers, cached) or ``inception`` (clean-fid weights)."""
+    if kind == "covernet":
+        from metrics.features.covernet import CoverNetConfig, covernet_features, get_covernet
+
+        ccfg = CoverNetConfig(res=res, width=cfg.covernet_width, epochs=cfg.covernet_epochs, seed=cfg.seed)
+        model, info = get_covernet(ds, ccfg, device=str(device))
+        prep = f"covernet-r{res}-w{ccfg.width}-e{ccfg.epochs}-s{ccfg.seed}"
+        return Extractor(
+            "covernet", prep, lambda x: covernet_features(model, x), {"val_accuracy": info.get("val_accuracy")}
+        )
+    if kind == "inception":
+        from metrics.features.inception import inception_features
+
+        return Extractor(
+            "inception",
+            "clean-pil-bicubic-299",
+            lambda x: inception_features(x, device=device),
+            {"weights": "2015-12-05"},
+        )
+    raise ValueError(f"unknown extractor {kind!r}")
+
+
+def real_features(
+    ds: PreparedDataset, split: str | None, res: int, ext: Extractor
+) -> tuple[CachedFeatures, np.ndarray]:
+    """Features of the real covers of ``split`` at ``res`` (cached by dataset content, split, extractor)."""
+    rows = ds.split_rows(split)
+    covers = ds.covers(res)
+    parts = dataset_key_parts(ds, split, ext.name, ext.preprocessing, res=res)
+    cached = cached_features(parts, lambda: ext(covers[rows]), ds.paths.cache_dir / "features")
+    return cached, rows
