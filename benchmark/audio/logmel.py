@@ -19,10 +19,12 @@ from torch import nn
 
 
 class LogMel(nn.Module):
-    """(B, n) or (n,) waveform -> (B, n_mels, 1 + n // hop) log-mel in dB (float32, or float64 for float64 input).
+    """(B, n) or (n,) waveform -> (B, n_mels, 1 + n // hop) log-mel in dB, computed in the input's dtype.
 
-    ``top_db`` (None: no floor) clips each clip at its own maximum minus ``top_db``, as librosa does for one
-    clip at a time.
+    int16 input is scaled by 1/32767. float64 input matches librosa to ~1e-12 dB; float32 within 1e-3 dB in
+    every bin less than 60 dB below the clip's peak and within ~0.05 dB in the quietest bins (float32 FFT
+    rounding is ~1e-7 of a frame's peak amplitude). ``top_db`` (None: no floor) clips each clip at its own
+    maximum minus ``top_db``, as librosa does for one clip at a time.
     """
 
     def __init__(

@@ -1,0 +1,149 @@
+"""Speed of the clip features: ms per 30 s clip on one core, and clips/s on worker processes, ours vs naive.
+
+    .venv/bin/python scripts/bench_features.py [--clips 8] [--repeats 3] [--workers 2] [--pool-clips 16]
+
+Clips: the real recordings in ../shared/data/librosa/audio/ (looped or cut to 30 s at 22,050 Hz), or
+synthesised music when that folder is absent. One-core numbers pin BLAS/FFT to one thread and report both wall
+and CPU time (CPU time is the fairer number on a shared machine); the pool numbers run both pipelines on the
+same clips with the same number of worker processes, one after the other.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+AUDIO_DIR = ROOT.parent / "shared" / "data" / "librosa" / "audio"
+SR = 22050
+SECONDS = 30
+
+
+def load_clips(n: int) -> tuple[list[np.ndarray], str]:
+    """``n`` mono float32 30 s clips at 22,050 Hz, real where available."""
+    files = sorted(p for p in AUDIO_DIR.glob("*.ogg") if not p.name.endswith(".hq.ogg")) if AUDIO_DIR.is_dir() else []
+    clips = []
+    if files:
+        import librosa
+        import soundfile as sf
+
+        for p in files:
+            y, sr = sf.read(p, dtype="float32", always_2d=True)
+            y = librosa.resample(y.mean(axis=1), orig_sr=sr, target_sr=SR)
+            clips.append(np.resize(y, SECONDS * SR).astype(np.float32))  # loops short pieces
+        source = f"{len(files)} real clips from {AUDIO_DIR} (looped/cut to 30 s)"
+    else:
+        rng = np.random.default_rng(0)
+        t = np.arange(SECONDS * SR) / SR
+        for i in range(max(n, 4)):
+            f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+            pulse = (np.sin(2 * np.pi * (1.5 + i % 3) * t) > 0.6).astype(np.float32)
+            y = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.5 + 0.5 * pulse) + 0.05 * rng.standard_normal(len(t)) * pulse
+            clips.append(y.astype(np.float32))
+        source = "synthesised music (real clips absent)"
+    while len(clips) < n:
+        clips.extend(clips[: n - len(clips)])
+    return clips[:n], source
+
+
+def _init_worker() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from benchmark.audio.features import clip_features
+
+    clip_features(np.zeros(SR, np.float32))  # warm imports and caches before the clock starts
+
+
+def _ours(y: np.ndarray) -> int:
+    from benchmark.audio.features import clip_features
+
+    return len(clip_features(y))
+
+
+def _naive(y: np.ndarray) -> int:
+    from benchmark.audio.features import naive_features
+
+    return len(naive_features(y))
+
+
+def one_core(fn, clips: list[np.ndarray], repeats: int) -> dict[str, float]:
+    fn(clips[0])  # warm-up
+    wall, cpu = [], []
+    for _ in range(repeats):
+        for y in clips:
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn(y)
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+    return {
+        "wall_ms_median": 1000 * statistics.median(wall),
+        "wall_ms_min": 1000 * min(wall),
+        "cpu_ms_median": 1000 * statistics.median(cpu),
+        "cpu_ms_min": 1000 * min(cpu),
+    }
+
+
+def pool_rate(fn, clips: list[np.ndarray], workers: int) -> float:
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+        list(pool.map(_ours, [np.zeros(SR, np.float32)] * workers))  # every worker started and warm
+        t0 = time.perf_counter()
+        list(pool.map(fn, clips, chunksize=1))
+        return len(clips) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=8, help="clips timed on one core")
+    ap.add_argument("--repeats", type=int, default=3, help="passes over the clips (ours; naive does 1)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pool-clips", type=int, default=16, help="clips per pool run")
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    args = ap.parse_args()
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    from benchmark.audio.features import clip_features, naive_features
+
+    clips, source = load_clips(max(args.clips, args.pool_clips))
+    print(f"clips: {source}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    res = {
+        "source": source,
+        "load_average_1min": os.getloadavg()[0],
+        "one_core_ours": one_core(clip_features, clips[: args.clips], args.repeats),
+        "one_core_naive": one_core(naive_features, clips[: args.clips], 1),
+    }
+    for key in ("one_core_ours", "one_core_naive"):
+        r = res[key]
+        print(f"{key:16s} wall {r['wall_ms_median']:7.1f} ms (min {r['wall_ms_min']:6.1f})   "
+              f"cpu {r['cpu_ms_median']:7.1f} ms (min {r['cpu_ms_min']:6.1f})  per 30 s clip")  # fmt: skip
+    pool_clips = clips[: args.pool_clips]
+    res["workers"] = args.workers
+    res["pool_clips_per_s_ours"] = pool_rate(_ours, pool_clips, args.workers)
+    res["pool_clips_per_s_naive"] = pool_rate(_naive, pool_clips, args.workers)
+    print(f"{args.workers} workers, {len(pool_clips)} clips: ours {res['pool_clips_per_s_ours']:.2f} clips/s, "
+          f"naive {res['pool_clips_per_s_naive']:.2f} clips/s "
+          f"({res['pool_clips_per_s_ours'] / res['pool_clips_per_s_naive']:.1f}x)")  # fmt: skip
+    res["load_average_1min_end"] = os.getloadavg()[0]
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
