@@ -295,3 +295,11 @@ def test_bad_inputs_raise_user_errors():
         condition_sensitivity(np.zeros((1, 3, 4)))
     with pytest.raises(UserError, match="at least 2"):
         ConditionClassifier().fit(x, np.zeros(50, dtype=int))
+
+
+def test_retrieval_caps_training_pairs():
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(6, D))
+    ctr, cgen = rng.normal(size=(500, 6)), rng.normal(size=(60, 6))
+    res = condition_retrieval(ctr @ a, ctr, cgen @ a, cgen, max_train=100, n_permutations=50)
+    assert res.details["n_train"] == 100 and res.value > 0.9

@@ -27,13 +27,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def condition_retrieval(
     train_features: np.ndarray, train_conditions: np.ndarray,
     gen_features: np.ndarray, gen_conditions: np.ndarray,
-    *, max_candidates: int = 1000, n_permutations: int = 2000, seed: int = 0, top: int = 5,
+    *, max_candidates: int = 1000, max_train: int = 20000, n_permutations: int = 2000, seed: int = 0,
+    top: int = 5,
 ) -> TestResult:
     """Top-1 retrieval accuracy (value) and top-``top``, against chance 1/m and ``top``/m (m candidates).
 
     Candidates are the distinct generated conditions (at most ``max_candidates``, a seeded subset; only
     covers whose condition is a candidate are scored). effect = top-1 - null mean; margin = max(0.01,
-    chance): top-1 must at least double chance to count as meaningful.
+    chance): top-1 must at least double chance to count as meaningful. The regressor sees at most
+    ``max_train`` training pairs (a seeded subset): ridge needs no more, and its cost grows with n * d^2.
     """
     tx = check_features(train_features, "real training features", min_rows=3)
     tc = check_features(train_conditions, "real training conditions")
@@ -44,6 +46,9 @@ def condition_retrieval(
     if tc.shape[1] != gc.shape[1]:
         raise UserError(f"condition vectors differ in width: train {tc.shape[1]}, generated {gc.shape[1]}")
     rng = np.random.default_rng(seed)
+    if tx.shape[0] > max_train:
+        sub = np.sort(rng.choice(tx.shape[0], max_train, replace=False))
+        tx, tc = tx[sub], tc[sub]
 
     cand, truth = np.unique(gc, axis=0, return_inverse=True)
     truth = truth.ravel()
@@ -105,5 +110,6 @@ def condition_retrieval(
             f"top{top}_p_value": permutation_p(topk, nullk_a),
             f"top{top}_null_mean": float(nullk_a.mean()),
             "ridge_alpha": float(reg[-1].alpha_),
+            "n_train": int(tx.shape[0]),
         },
     )
