@@ -12,6 +12,11 @@ when logging). `step` is the engine's counter of D steps (for d_step) or G steps
 run when step % every == 0 and are scaled by `every`. Fakes for D are made under no_grad. Augmentation (if any)
 is applied to real and fake images before every D call; with ADA its probability is `loss.ada.p`.
 Loss objects carry small state (path-length mean, ADA p): save it with `state_dict()`.
+
+Engine notes: freeze D (`D.requires_grad_(False)`) around g_step so D's weights get no gradients; R1, GP and
+path-length use double backward (autograd.grad with create_graph), which torch.compile'd modules do not support,
+so on those steps pass the eager modules (they share parameters with the compiled ones). Under DDP, call each
+wrapped module's forward (never `.module`); style mixing therefore lives inside G's forward.
 """
 
 from __future__ import annotations
