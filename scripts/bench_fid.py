@@ -44,7 +44,19 @@ def best_of(fn, repeats: int) -> tuple[float, float]:
 
 
 def bench_fid(dim: int, n: int, repeats: int, cleanfid_repeats: int) -> dict:
-    from cleanfid.fid import frechet_distance as cleanfid_fd
+    import cleanfid.fid
+    import scipy.linalg
+
+    if "disp" not in scipy.linalg.sqrtm.__code__.co_varnames:  # scipy >= 1.18 dropped it; clean-fid still passes it
+
+        class _Linalg:
+            @staticmethod
+            def sqrtm(a, disp=True):
+                r = scipy.linalg.sqrtm(a)
+                return (r, 0.0) if not disp else r
+
+        cleanfid.fid.linalg = _Linalg
+    cleanfid_fd = cleanfid.fid.frechet_distance
 
     t0 = time.perf_counter()
     real = feature_stats(real_looking(n, dim, 0))

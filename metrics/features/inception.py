@@ -189,21 +189,35 @@ def inception_features(
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
     out: list[np.ndarray] = []
+    pending: list[torch.Tensor] = []  # CUDA outputs not yet copied back: no host sync per batch
     batches, n = _batches(images, batch_size)
     try:
         with progress_bar("inception features", n) as bar:
             for b in batches:
                 t = _check_batch(b)
-                if t.shape[0] == 0:
+                k = int(t.shape[0])
+                if k == 0:
                     continue
+                if cuda and k < batch_size:
+                    # one input shape throughout: a new shape would re-run cuDNN autotuning and TorchScript's
+                    # shape specialisation, which costs more than the padded images
+                    t = torch.cat([t, t.new_zeros((batch_size - k, *t.shape[1:]))])
                 t = t.to(dev, non_blocking=cuda)
                 x = clean_resize(t)
                 x = (x - 128.0) / 128.0
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
-                f = net(x).reshape(x.shape[0], DIM)
-                out.append(f.float().cpu().numpy())
-                bar.advance(int(t.shape[0]))
+                f = net(x).reshape(x.shape[0], DIM)[:k].float()
+                if cuda:
+                    pending.append(f)
+                    if len(pending) >= 32:
+                        out.append(torch.cat(pending).cpu().numpy())
+                        pending.clear()
+                else:
+                    out.append(f.numpy())
+                bar.advance(k)
+        if pending:
+            out.append(torch.cat(pending).cpu().numpy())
     finally:
         if cuda:
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = (
