@@ -35,11 +35,15 @@ def save_checkpoint(state: dict[str, Any], directory: Path, images_seen: int, ke
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / checkpoint_name(images_seen)
     tmp = directory / f".{path.name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

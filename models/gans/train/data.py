@@ -37,6 +37,11 @@ class InfiniteSampler(Sampler[int]):
             offset -= self.n
 
 
+def _keep(batch):
+    """``CoverDataset.__getitems__`` already returns whole batches (a module-level function, so spawn can pickle it)."""
+    return batch
+
+
 def training_loader(
     ds: PreparedDataset,
     res: int,
@@ -64,7 +69,10 @@ def training_loader(
         batch_size=batch,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=lambda b: b,
+        collate_fn=_keep,
+        # its own generator: creating the iterator draws a base seed, which must not consume the global RNG
+        # (a resumed run restores that RNG and has to continue it exactly as the uninterrupted run did)
+        generator=torch.Generator().manual_seed(seed * 7919 + rank),
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,

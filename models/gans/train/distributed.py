@@ -88,3 +88,14 @@ def barrier(d: Dist) -> None:
 def shutdown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_main_process() -> bool:
+    """Rank 0, or not launched by torchrun (decided from the environment, before any process group exists)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def close_process_group() -> None:
+    """Leave the process group if this process joined one (end of a torchrun job)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

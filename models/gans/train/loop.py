@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmark.config.schema import TrainConfig
@@ -26,24 +24,15 @@ from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 from benchmark.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
-from models.gans.losses import ema_beta, ema_update
 from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
-from models.gans.train.distributed import (
-    all_ranks_finite,
-    average_gradients,
-    barrier,
-    broadcast_module,
-    init_distributed,
-)
+from models.gans.train.distributed import barrier, broadcast_module, init_distributed
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, grad_norm, memory_mb
+from models.gans.train.step import NonFiniteError, Stepper, new_counters
 
 SUMMARY = "summary.json"
-
-
-class NonFiniteError(UserError):
-    """Training produced too many non-finite losses."""
+__all__ = ["NonFiniteError", "TrainResult", "train_gan", "load_generator", "model_is_finished"]
 
 
 @dataclass
@@ -102,6 +91,7 @@ def train_gan(
     conditional = name.endswith("_cond")
     conditions = load_conditions(ds, cfg.condition, run) if conditional else None
     cond_dim = 0 if conditions is None else conditions.shape[1]
+    torch.manual_seed(cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
     spec, eff = build_for_training(name, cfg, cond_dim)
     res, batch, kimg = eff["res"], eff["batch"], eff["kimg"]
     if batch % d.world:
@@ -117,14 +107,13 @@ def train_gan(
             f"(synthesise with --res {res}, or --set train.res=...)"
         )
 
-    torch.manual_seed(cfg.seed)
     G, D = spec.G.to(device), spec.D.to(device)
     amp = cfg.amp and device.type == "cuda"
     if device.type == "cuda" and cfg.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     G_ema = spec.make_G_ema().to(device) if spec.has_ema else None
     opt_G, opt_D = spec.make_optimizers()
-    counters = {"images_seen": 0, "d_steps": 0, "g_steps": 0, "batches": 0, "nonfinite": 0, "train_seconds": 0.0}
+    counters = new_counters()
 
     start_path = ck.latest_checkpoint(ckpt_dir) if resume else None
     if resume and start_path is None and (out_dir / SUMMARY).exists():
@@ -195,36 +184,34 @@ def train_gan(
     total = int(round(kimg * 1000))
     stop_at = total if stop_after_kimg is None else min(total, int(round(stop_after_kimg * 1000)))
     every = {k: max(batch, int(round(getattr(cfg, f"{k}_kimg") * 1000))) for k in ("snapshot", "checkpoint", "log")}
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else nullcontext
-    window: dict[str, list[float]] = {}
+    window: dict[str, list[torch.Tensor]] = {}
     t_window, n_window = time.perf_counter(), 0
     t_start = time.perf_counter() - counters["train_seconds"]
 
-    def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
-        images, c = next(loader)
-        counters["batches"] += 1
-        x = to_float(images.to(device, non_blocking=True))
-        if device.type == "cuda" and cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, (c.to(device, non_blocking=True) if conditional else None)
+    def batches():
+        while True:
+            images, c = next(loader)
+            x = to_float(images.to(device, non_blocking=True))
+            if device.type == "cuda" and cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, (c.to(device, non_blocking=True) if conditional else None)
 
-    def run_step(opt, module, fn) -> dict[str, torch.Tensor] | None:
-        with autocast():
-            loss, st = fn()
-        if not all_ranks_finite(loss, d):
-            opt.zero_grad(set_to_none=True)
-            counters["nonfinite"] += 1
-            if counters["nonfinite"] > cfg.max_nonfinite:
-                raise NonFiniteError(
-                    f"{name}: {counters['nonfinite']} non-finite losses (limit {cfg.max_nonfinite}); "
-                    "training diverged: lower the learning rate or check the data"
-                )
-            return None
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(module, d)
-        opt.step()
-        return st
+    stepper = Stepper(
+        spec,
+        G,
+        D,
+        opt_G,
+        opt_D,
+        batch=batch,
+        local_batch=local_batch,
+        G_ema=G_ema,
+        dist=d,
+        amp=amp,
+        max_nonfinite=cfg.max_nonfinite,
+        compile=cfg.compile and device.type == "cuda",
+        counters=counters,
+    )
+    feed = batches()
 
     def state_dict() -> dict[str, Any]:
         from torch.distributed import all_gather_object, is_initialized
@@ -264,35 +251,9 @@ def train_gan(
         bar.advance(done_before)
         while counters["images_seen"] < stop_at:
             seen0 = counters["images_seen"]
-            c_last = None
-            for _ in range(spec.n_critic):
-                real, c = next_batch()
-                c_last = c
-                st = run_step(
-                    opt_D, D, lambda real=real, c=c: spec.loss.d_step(G, D, real, c, step=counters["d_steps"])
-                )
-                counters["d_steps"] += 1
-                counters["images_seen"] += batch
-                if st:
-                    for k, v in st.items():
-                        window.setdefault(k, []).append(float(v))
-            G.requires_grad_(True)
-            D.requires_grad_(False)
-            st = run_step(
-                opt_G,
-                G,
-                lambda c=c_last: spec.loss.g_step(G, D, c, n=local_batch, step=counters["g_steps"]),
-            )
-            D.requires_grad_(True)
-            if st:
+            for st in stepper.iteration(feed):
                 for k, v in st.items():
-                    window.setdefault(k, []).append(float(v))
-            counters["g_steps"] += 1
-            if G_ema is not None:
-                beta = ema_beta(
-                    batch, spec.ema_half_life_kimg, rampup=spec.ema_rampup, kimg_seen=counters["images_seen"] / 1000
-                )
-                ema_update(G_ema, G, beta)
+                    window.setdefault(k, []).append(v.detach().float().reshape(()))
             seen = counters["images_seen"]
             n_window += seen - seen0
             bar.advance(seen - seen0)
@@ -311,7 +272,7 @@ def train_gan(
                     "memory_mb": memory_mb(device),
                     "nonfinite": counters["nonfinite"],
                 }
-                row.update({k: float(np.mean(v)) for k, v in window.items()})
+                row.update({k: float(torch.stack(v).double().mean()) for k, v in window.items()})
                 stats.write(row)
                 window, t_window, n_window = {}, time.perf_counter(), 0
             if crossed["snapshot"] and d.is_main:
