@@ -23,9 +23,15 @@ from benchmark.data.synth.world import GENRE_NAMES, synthesize_world, world_plan
 from benchmark.errors import UserError
 
 
-def synth(name: str, workers: int = 1, **kw) -> PreparedDataset:
-    cfg = SynthConfig(**{"tracks": 96, "seconds": 1.0, "res": [32], **kw})
-    return PreparedDataset(synthesize_world(paths.dataset(name), cfg, SplitConfig(), workers=workers))
+def synth(name: str, workers: int = 1, root=None, **kw) -> PreparedDataset:
+    cfg = SynthConfig(**{"tracks": 64, "seconds": 1.0, "res": [32], **kw})
+    dest = paths.DatasetPaths(root / name) if root is not None else paths.dataset(name)
+    return PreparedDataset(synthesize_world(dest, cfg, SplitConfig(), workers=workers))
+
+
+@pytest.fixture(scope="module")
+def half_world(tmp_path_factory) -> PreparedDataset:
+    return synth("half", workers=2, root=tmp_path_factory.mktemp("half"), tracks=160, coupling=0.5)
 
 
 def colour_histograms(covers: np.ndarray, bins: int = 4) -> np.ndarray:
@@ -55,8 +61,8 @@ def test_same_seed_same_bytes_across_worker_counts():
     pd.testing.assert_frame_equal(a.tracks, b.tracks)
 
 
-def test_world_table_ids_artists_and_genres():
-    ds = synth("w", tracks=160, tracks_per_artist=4.0)
+def test_world_table_ids_artists_and_genres(half_world):
+    ds = half_world
     t = ds.tracks
     assert t["track_id"].is_unique and t["album_id"].is_unique
     assert t["track_id"].str.fullmatch(r"[0-9A-Za-z]{22}").all()
@@ -82,8 +88,8 @@ def test_plan_respects_tracks_per_artist():
 # ---------------------------------------------------------------------------------------------- coupling
 
 
-def test_coupling_truth_columns():
-    ds = synth("half", tracks=200, coupling=0.5)
+def test_coupling_truth_columns(half_world):
+    ds = half_world
     t = ds.tracks
     k = int(t["coupled"].sum())
     assert stats.binomtest(k, len(t), 0.5).pvalue > 0.001
@@ -108,7 +114,7 @@ def coupling_worlds(tmp_path_factory):
     out = {}
     root = tmp_path_factory.mktemp("coupling")
     for c in (1.0, 0.0):
-        cfg = SynthConfig(tracks=320, seconds=1.0, res=[32], coupling=c, seed=4)
+        cfg = SynthConfig(tracks=240, seconds=1.0, res=[32], coupling=c, seed=4)
         ds = PreparedDataset(synthesize_world(paths.DatasetPaths(root / f"c{c}"), cfg, SplitConfig(), workers=2))
         out[c] = (colour_histograms(np.asarray(ds.covers(32))), ds.genre_idx)
     return out

@@ -108,6 +108,11 @@ class GenreProfile:
         return style_value(self.style, name)
 
 
+def style_values(style: np.ndarray) -> np.ndarray:
+    """All scalar fields in real units, in ``SCALARS`` order."""
+    return _LO + style[: len(SCALARS)] * (_HI - _LO)
+
+
 def style_value(style: np.ndarray, name: str) -> float:
     i = SCALAR_INDEX[name]
     return float(_LO[i] + style[i] * (_HI[i] - _LO[i]))
@@ -272,7 +277,9 @@ def genre_profile(g: int) -> GenreProfile:
     return GenreProfile(g, GENRE_NAMES[g], np.clip(style, 0.0, 1.0), progs)
 
 
+@cache
 def mean_style(n_genres: int) -> np.ndarray:
+    """The average style of the first ``n_genres`` genres (cached: treat as read-only)."""
     return np.mean([genre_profile(g).style for g in range(n_genres)], axis=0)
 
 
@@ -308,8 +315,11 @@ class Song:
     noise_offset: int
     extras: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._values = style_values(self.style)
+
     def value(self, name: str) -> float:
-        return style_value(self.style, name)
+        return float(self._values[SCALAR_INDEX[name]])
 
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
@@ -341,29 +351,24 @@ def _chord_quality(scale: np.ndarray, degree: int, seventh: bool, power: bool) -
 
 
 def _onsets_to_notes(hits: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per bar (rows of 16 booleans) -> global onset steps and lengths (held to the next onset, times gate)."""
-    bars, steps = hits.shape
-    onset_list, length_list = [], []
-    for b in range(bars):
-        on = np.flatnonzero(hits[b])
-        if len(on) == 0:
-            continue
-        nxt = np.append(on[1:], steps)
-        length = np.maximum(1, np.round((nxt - on) * gate)).astype(np.int64)
-        onset_list.append(on + b * steps)
-        length_list.append(length)
-    if not onset_list:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(onset_list), np.concatenate(length_list)
+    """Per bar (rows of 16 booleans) -> global onset steps and lengths (held to the next onset in the same bar,
+    times ``gate``, at least one step)."""
+    steps = hits.shape[1]
+    on = np.flatnonzero(hits)
+    bar_end = (on // steps + 1) * steps
+    nxt = np.minimum(np.append(on[1:], np.iinfo(np.int64).max), bar_end)
+    length = np.maximum(1, np.round((nxt - on) * gate)).astype(np.int64)
+    return on.astype(np.int64), length
 
 
 def realise(style: np.ndarray, progressions: tuple[Progression, ...], seconds: float, sr: int,
             rng: np.random.Generator) -> Song:
     """Decide tempo, key, mode, drum/bass/chord/lead parts of one track from a style vector."""
-    v = lambda name: style_value(style, name)  # noqa: E731 - local shorthand
+    values = style_values(style)
+    v = lambda name: float(values[SCALAR_INDEX[name]])  # noqa: E731 - local shorthand
     lo, hi = sorted((v("tempo_lo"), v("tempo_hi")))
     bpm = rng.uniform(lo, hi)
-    step_samples = max(8, int(round(sr * 60.0 / bpm / 4)))
+    step_samples = 2 * max(4, int(round(sr * 60.0 / bpm / 8)))  # even: bass and chords render at half rate
     tempo = sr * 60.0 / (4 * step_samples)
     n_steps = -(-int(round(seconds * sr)) // step_samples)
     bars = -(-n_steps // STEPS)
@@ -386,6 +391,7 @@ def realise(style: np.ndarray, progressions: tuple[Progression, ...], seconds: f
         if name == "snare":
             fill[12:] |= rng.random(4) < 0.5
         vel = rng.uniform(0.75, 1.0, (2, STEPS)).astype(np.float32)
+        vel[1, bar] = vel[0, bar]  # the fill bar is the normal bar plus extra hits
         drums[name] = vel * np.stack([bar, fill]).astype(np.float32)
 
     prog = progressions[int(rng.integers(0, len(progressions)))]
@@ -623,82 +629,127 @@ def _hat(song: Song, sr: int) -> np.ndarray:
     return (0.5 * noise * np.exp(-t / decay)).astype(np.float32)
 
 
-def _drum_track(song: Song, sr: int, n: int) -> np.ndarray:
-    """A normal bar and a fill bar (each looping onto itself), played A A A B and tiled to ``n`` samples."""
+def _place_hits(buf: np.ndarray, hit: np.ndarray, vel: np.ndarray, s: int, swing: int) -> None:
+    """Add ``hit`` at every step with non-zero velocity; tails wrap to the bar's start (the bar loops)."""
+    bar_len = len(buf)
+    for step in np.flatnonzero(vel):
+        pos = step * s + (swing if step % 2 else 0)
+        end = min(pos + len(hit), bar_len)
+        buf[pos:end] += vel[step] * hit[: end - pos]
+        if pos + len(hit) > bar_len:
+            rest = pos + len(hit) - bar_len
+            buf[:rest] += vel[step] * hit[len(hit) - rest :]
+
+
+def _drum_block(song: Song, sr: int, level: float) -> np.ndarray:
+    """Four bars of drums: a normal bar and a fill bar (each looping onto itself), played A A A B."""
     s = song.step_samples
     bar_len = STEPS * s
     swing = int(round(song.value("swing") * s * 0.5))
     bars = np.zeros((2, bar_len), dtype=np.float32)
-    levels = {"kick": 1.0, "snare": 0.8, "hat": 0.9 * song.value("hat_level")}
+    levels = {"kick": level, "snare": 0.8 * level, "hat": 0.9 * level * song.value("hat_level")}
     for name, hit in (("kick", _kick(song, sr)), ("snare", _snare(song, sr)), ("hat", _hat(song, sr))):
         hit = hit[:bar_len]
         vel = song.drums[name] * np.float32(levels[name])
-        for variant in (0, 1):
-            buf, row = bars[variant], vel[variant]
-            for step in np.flatnonzero(row):
-                pos = step * s + (swing if step % 2 else 0)
-                end = min(pos + len(hit), bar_len)
-                buf[pos:end] += row[step] * hit[: end - pos]
-                if pos + len(hit) > bar_len:
-                    rest = pos + len(hit) - bar_len
-                    buf[:rest] += row[step] * hit[len(hit) - rest :]
-    return np.resize(bars[[0, 0, 0, 1]].reshape(-1), n)
+        _place_hits(bars[0], hit, vel[0], s, swing)
+        extra = vel[1] - vel[0]
+        if extra.any():
+            _place_hits(bars[1], hit, extra, s, swing)
+    bars[1] += bars[0]
+    return bars[[0, 0, 0, 1]].reshape(-1)
+
+
+def _upsample2_add(out: np.ndarray, y: np.ndarray) -> None:
+    """Add ``y`` (half rate) into ``out`` by linear interpolation (its images are at least -20 dB down)."""
+    even, odd = out[0::2], out[1::2]
+    even += y[: len(even)]
+    m = len(odd)
+    mid = np.empty(m, dtype=np.float32)
+    k = min(m, len(y) - 1)
+    np.add(y[:k], y[1 : k + 1], out=mid[:k])
+    mid[k:] = 2 * y[-1]
+    mid *= np.float32(0.5)
+    odd += mid
+
+
+def _band_limited_tables(bright: float, odd: float, pitch: np.ndarray, sr: float,
+                         max_harmonics: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per note the richest tone table whose harmonics stay below Nyquist: (tables, table index per note)."""
+    freq = 440.0 * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - 69.0) / 12.0)
+    n_harm = np.clip(np.floor(0.45 * sr / np.maximum(freq, 1.0)), 1, max_harmonics).astype(np.int64)
+    used, table_of = np.unique(n_harm, return_inverse=True)
+    return [_tone_table(bright, odd, int(h)) for h in used], table_of.reshape(-1)
+
+
+def _reverb(x: np.ndarray, amount: float, spacing: float, sr: float) -> None:
+    """Smear: three echoes at irrational spacings, decaying (in place)."""
+    n = len(x)
+    dry = x.copy()
+    for k, ratio in enumerate((1.0, 1.618, 2.414)):
+        delay = int(spacing * ratio * sr)
+        if 0 < delay < n:
+            seg = x[delay:]
+            seg += dry[: n - delay] * np.float32(amount * 0.6 * (0.7**k))
 
 
 def render(song: Song, seconds: float, sr: int) -> np.ndarray:
-    """Mono float32 audio in [-1, 1] of ``round(seconds * sr)`` samples."""
+    """Mono float32 audio in [-1, 1] of ``round(seconds * sr)`` samples.
+
+    The pitched parts (bass, chords, a band-limited lead) are synthesised and smeared at half the sample rate
+    and interpolated up; drums, distortion and the noise floor run at the full rate.
+    """
     n = int(round(seconds * sr))
     s = song.step_samples
     v = song.value
-    grid = np.zeros((song.n_steps, s), dtype=np.float32)
+    half = sr / 2
 
-    # bass
+    low = np.zeros((song.n_steps, s // 2), dtype=np.float32)
     bass_table = _tone_table(v("bass_bright"), 0.3, 6)
     env = Envelope(0.005, 0.25 + 0.5 * v("bass_gate"), 0.5)
-    _render_voice(grid, song.bass, [bass_table], np.zeros(len(song.bass.onset), int),
-                  _midi_inc(song.bass.pitch, sr), env, sr, 0.8 * v("bass_level"))
-
+    _render_voice(low, song.bass, [bass_table], np.zeros(len(song.bass.onset), int),
+                  _midi_inc(song.bass.pitch, half), env, half, 0.8 * v("bass_level"))
     # chords: one wavetable per chord quality used, fundamental = root / first ratio
     used = np.unique(song.chords.quality) if len(song.chords.onset) else np.zeros(0, int)
     tables = [_chord_table(int(q), v("chord_bright"), 5) for q in used]
     table_of = np.searchsorted(used, song.chords.quality)
     divisor = np.array([CHORD_RATIOS[int(q)][0] for q in song.chords.quality], dtype=float)
-    inc = _midi_inc(song.chords.pitch, sr, divisor)
+    inc = _midi_inc(song.chords.pitch, half, divisor)
     env = Envelope(v("chord_attack"), v("chord_decay"), v("chord_sustain"))
-    _render_voice(grid, song.chords, tables, table_of, inc, env, sr, 0.6 * v("chord_level"))
-
-    # lead
-    lead_table = _tone_table(v("lead_bright"), v("lead_odd"), 8)
+    _render_voice(low, song.chords, tables, table_of, inc, env, half, 0.6 * v("chord_level"))
+    tables, table_of = _band_limited_tables(v("lead_bright"), v("lead_odd"), song.lead.pitch, half, 8)
     env = Envelope(v("lead_attack"), v("lead_decay"), v("lead_sustain"))
-    _render_voice(grid, song.lead, [lead_table], np.zeros(len(song.lead.onset), int),
-                  _midi_inc(song.lead.pitch, sr), env, sr, 0.6 * v("lead_level"))
-
-    x = grid.reshape(-1)[:n]
-    drum_level = v("drum_level")
-    if drum_level > 0.01:
-        x += _drum_track(song, sr, n) * np.float32(0.9 * drum_level)
-
-    # normalise, then drive (soft clip), smear (multi-tap echo), noise floor
-    rms = float(np.sqrt(np.dot(x, x) / n)) if n else 0.0
-    x *= np.float32(0.25 / max(rms, 1e-6))
-    drive = v("drive")
-    if drive > 0.02:
-        d = np.float32(12.0 * drive**1.5)
-        x = x * (1 + d) / (1 + d * np.abs(x))
+    _render_voice(low, song.lead, tables, table_of, _midi_inc(song.lead.pitch, half), env, half,
+                  0.6 * v("lead_level"))
+    y = low.reshape(-1)[: (n + 1) // 2 + 1]
     reverb = v("reverb")
     if reverb > 0.02:
-        dry = x.copy()
-        spacing = 0.015 + 0.09 * v("reverb_time")
-        for k, ratio in enumerate((1.0, 1.618, 2.414, 3.303)):
-            delay = int(spacing * ratio * sr)
-            if 0 < delay < n:
-                x[delay:] += np.float32(reverb * 0.55 * (0.72**k)) * dry[:-delay]
+        _reverb(y, reverb, 0.015 + 0.09 * v("reverb_time"), half)
+
+    x = np.zeros(n, dtype=np.float32)
+    _upsample2_add(x, y)
+    drum_level = v("drum_level")
+    if drum_level > 0.01:
+        block = _drum_block(song, sr, 0.9 * drum_level)
+        for start in range(0, n, len(block)):
+            seg = x[start : start + len(block)]
+            seg += block[: len(seg)]
+
+    # drive: x / (1 + d|x|) on the mix scaled to RMS 0.25 (the make-up gain is left to the loudness step)
+    rms = float(np.sqrt(np.dot(x, x) / n)) if n else 0.0
+    drive = v("drive")
+    if drive > 0.02:
+        d = np.float32(12.0 * drive**1.5 * 0.25 / max(rms, 1e-6))
+        t = np.abs(x)
+        t *= d
+        t += np.float32(1.0)
+        x /= t
+        rms = float(np.sqrt(np.dot(x, x) / n))
     noise = v("noise")
-    if noise > 0.01:
-        x += np.float32(0.06 * noise) * _noise_slice(0, song.noise_offset, n)
+    if noise > 0.01:  # noise floor relative to the music's level
+        x += _noise_slice(0, song.noise_offset, n) * np.float32(0.24 * noise * rms)
+        rms = float(np.sqrt(np.dot(x, x) / n))
 
     # loudness: scale RMS to the target level (dBFS), then clip
-    rms = float(np.sqrt(np.dot(x, x) / n)) if n else 0.0
     target = 10.0 ** (v("loudness") / 20.0)
     x *= np.float32(target / max(rms, 1e-6))
     np.clip(x, -1.0, 1.0, out=x)
