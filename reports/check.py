@@ -1,0 +1,344 @@
+"""Threshold and baseline checks over a run's ``eval/<model>/metrics.json``: the CI guard for the numbers.
+
+Thresholds file (YAML), one block per model, one entry per metric::
+
+    dcgan_cond:
+      fid: {max: 250}                         # metrics.fid.value <= 250
+      conditional_accuracy: {min: 0.5}        # metrics.conditional_accuracy.value >= 0.5
+      conditional_accuracy.p_value: {max: 0.01}
+      verdict.conditioning_works: {equals: "yes"}
+
+A name is looked up first among ``metrics`` (a bare metric name means its ``value``; ``metric.field.sub`` walks
+into that entry), otherwise from the top of ``metrics.json`` (``verdict.conditioning_works``, ``images_seen``).
+Bounds: ``min`` and ``max`` (numbers, inclusive) and ``equals`` (any scalar). A malformed file (bad YAML, a model
+that coverbench does not know, a name that ``metrics.json`` lacks, ``min > max``, a non-numeric bound) is the
+user's to fix: ``UserError``. A model without ``metrics.json`` is a failed check, not a malformed file.
+
+Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
+baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
+direction (see ``direction``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.config.schema import GAN_NAMES
+from benchmark.data.prepared import write_json_atomic
+from benchmark.errors import UserError
+from benchmark.paths import RunPaths
+
+BOUND_KEYS = ("min", "max", "equals")
+LOWER_IS_BETTER = ("fid", "kid", "intra_fid")
+HIGHER_IS_BETTER = ("conditional_accuracy", "cas", "precision", "recall", "density", "coverage")
+BASELINE_SCHEMA = 1
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One threshold: ``path`` in a model's metrics.json must satisfy min <= value <= max and/or == equals."""
+
+    path: str
+    min: float | None = None
+    max: float | None = None
+    equals: Any = None
+    has_equals: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None and self.max is not None:
+            parts.append(f"{_fmt(self.min)} .. {_fmt(self.max)}")
+        elif self.min is not None:
+            parts.append(f">= {_fmt(self.min)}")
+        elif self.max is not None:
+            parts.append(f"<= {_fmt(self.max)}")
+        if self.has_equals:
+            parts.append(f"== {self.equals!r}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of the check table. ``kind`` is ``bound``, ``baseline`` or ``missing``."""
+
+    model: str
+    path: str
+    kind: str
+    expected: str
+    actual: Any
+    ok: bool
+    message: str = ""
+
+    def line(self) -> str:
+        return f"{self.model} {self.path}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
+    path = run.eval(model) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): evaluate the model again") from e
+
+
+# ---------------------------------------------------------------------------------------------- thresholds file
+def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bound]]:
+    """Validate the structure of a loaded thresholds tree (model -> name -> bounds); names are checked later."""
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise UserError(f"{source}: expected a mapping of model -> {{metric: {{min, max, equals}}}}")
+    out: dict[str, list[Bound]] = {}
+    for model, block in tree.items():
+        if not isinstance(model, str) or model not in GAN_NAMES:
+            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)})")
+        if not isinstance(block, dict) or not block:
+            raise UserError(f"{source}: {model} must map metric names to bounds, e.g. fid: {{max: 100}}")
+        bounds = []
+        for path, spec in block.items():
+            where = f"{source}: {model}.{path}"
+            if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+                raise UserError(f"{source}: {model}: invalid metric name {path!r}")
+            if not isinstance(spec, dict) or not spec:
+                raise UserError(f"{where}: expected a mapping with min, max and/or equals, got {spec!r}")
+            unknown = [k for k in spec if k not in BOUND_KEYS]
+            if unknown:
+                raise UserError(f"{where}: unknown key(s) {unknown} (use min, max, equals)")
+            lo, hi = spec.get("min"), spec.get("max")
+            for name, v in (("min", lo), ("max", hi)):
+                if name in spec and (not _is_number(v) or not math.isfinite(v)):
+                    raise UserError(f"{where}: {name} must be a finite number, got {v!r}")
+            if lo is not None and hi is not None and lo > hi:
+                raise UserError(f"{where}: min {lo} is greater than max {hi}")
+            eq = spec.get("equals")
+            if "equals" in spec and isinstance(eq, (dict, list)):
+                raise UserError(f"{where}: equals must be a single value, got {eq!r}")
+            bounds.append(
+                Bound(
+                    path,
+                    float(lo) if lo is not None else None,
+                    float(hi) if hi is not None else None,
+                    eq,
+                    "equals" in spec,
+                )
+            )
+        out[model] = bounds
+    return out
+
+
+def load_thresholds(path: str | Path) -> dict[str, list[Bound]]:
+    """Read and validate the structure of a thresholds YAML file (``UserError`` when malformed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"thresholds file {path} not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"thresholds file {path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from e
+    return parse_thresholds(tree, str(path))
+
+
+def resolve(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """Look ``path`` up in a metrics.json document: (found, value). See the module docstring for the rules."""
+    metrics = doc.get("metrics") or {}
+    parts = path.split(".")
+    if parts[0] in metrics:
+        node: Any = metrics[parts[0]]
+        rest = parts[1:]
+    else:
+        node, rest = doc, parts
+    for p in rest:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        else:
+            return False, None
+    if isinstance(node, dict) and "value" in node:
+        node = node["value"]
+    return True, node
+
+
+def known_names(doc: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in (doc.get("metrics") or {}).items() if isinstance(v, dict) and "value" in v)
+
+
+def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source: str = "thresholds") -> CheckResult:
+    """Check one bound against one model's metrics.json (None: the model was not evaluated -> failure)."""
+    expected = bound.describe()
+    if doc is None:
+        return CheckResult(model, bound.path, "missing", expected, None, False, "no metrics.json (not evaluated)")
+    found, value = resolve(doc, bound.path)
+    if not found:
+        raise UserError(
+            f"{source}: {model} has no {bound.path!r} in metrics.json "
+            f"(metrics: {', '.join(known_names(doc))}; or a path such as verdict.conditioning_works)"
+        )
+    if isinstance(value, (dict, list)):
+        raise UserError(f"{source}: {model}.{bound.path} names a group of values, not one value")
+    problems = []
+    if bound.min is not None or bound.max is not None:
+        if not _is_number(value) or not math.isfinite(value):
+            return CheckResult(model, bound.path, "bound", expected, value, False, f"no numeric value ({value!r})")
+        if bound.min is not None and value < bound.min:
+            problems.append(f"{_fmt(value)} < min {_fmt(bound.min)}")
+        if bound.max is not None and value > bound.max:
+            problems.append(f"{_fmt(value)} > max {_fmt(bound.max)}")
+    if bound.has_equals:
+        same = (
+            math.isclose(value, bound.equals, rel_tol=1e-9, abs_tol=0.0)
+            if _is_number(value) and _is_number(bound.equals)
+            else value == bound.equals
+        )
+        if not same:
+            problems.append(f"{value!r} != {bound.equals!r}")
+    ok = not problems
+    return CheckResult(model, bound.path, "bound", expected, value, ok, "; ".join(problems) or "ok")
+
+
+def check_bounds(
+    run: RunPaths, thresholds: dict[str, list[Bound]], source: str = "thresholds"
+) -> list[CheckResult]:
+    out = []
+    for model, bounds in thresholds.items():
+        doc = read_metrics(run, model)
+        out.extend(evaluate_bound(model, b, doc, source) for b in bounds)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- baselines
+def direction(metric: str) -> str:
+    """``lower`` (lower is better), ``higher`` (higher is better) or ``both`` (any change counts)."""
+    if metric in LOWER_IS_BETTER:
+        return "lower"
+    if metric in HIGHER_IS_BETTER or metric.endswith("accuracy"):
+        return "higher"
+    return "both"
+
+
+def collect_baseline(run: RunPaths) -> dict[str, Any]:
+    """Every evaluated model's numeric metric values: {"models": {model: {metric: value}}}."""
+    models: dict[str, dict[str, float]] = {}
+    eval_root = run.root / "eval"
+    for d in sorted(eval_root.iterdir()) if eval_root.is_dir() else []:
+        doc = read_metrics(run, d.name) if d.is_dir() and d.name in GAN_NAMES else None
+        if doc is None:
+            continue
+        vals = {
+            k: float(v["value"])
+            for k, v in (doc.get("metrics") or {}).items()
+            if isinstance(v, dict) and _is_number(v.get("value")) and math.isfinite(v["value"])
+        }
+        models[d.name] = vals
+    if not models:
+        raise UserError(f"run {run.name!r} has no evaluated models (run `bench evaluate --run {run.name}`)")
+    return {"schema_version": BASELINE_SCHEMA, "run": run.name, "models": models}
+
+
+def write_baseline(run: RunPaths, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, collect_baseline(run))
+    return path
+
+
+def load_baseline(path: str | Path) -> dict[str, dict[str, float]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"baseline file {path} not found (write one with `bench check --write-baseline {path}`)")
+    try:
+        tree = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"baseline file {path} is not valid JSON ({e.msg} at line {e.lineno})") from e
+    models = tree.get("models") if isinstance(tree, dict) else None
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise UserError(f"baseline file {path} has no 'models' mapping: write it with `bench check --write-baseline`")
+    return models
+
+
+def compare_baseline(
+    run: RunPaths, baseline: dict[str, dict[str, float]], tolerance: float
+) -> list[CheckResult]:
+    """A metric fails when it moved in its bad direction by more than ``tolerance`` x |baseline value|."""
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise UserError(f"tolerance must be a finite number >= 0, got {tolerance}")
+    out = []
+    for model, base in baseline.items():
+        doc = read_metrics(run, model)
+        for metric, ref in base.items():
+            way = direction(metric)
+            allowed = tolerance * abs(ref)
+            expected = {"lower": f"<= {_fmt(ref + allowed)}", "higher": f">= {_fmt(ref - allowed)}"}.get(
+                way, f"{_fmt(ref - allowed)} .. {_fmt(ref + allowed)}"
+            )
+            path = f"{metric} (baseline)"
+            if doc is None:
+                msg = "no metrics.json (not evaluated)"
+                out.append(CheckResult(model, path, "missing", expected, None, False, msg))
+                continue
+            entry = (doc.get("metrics") or {}).get(metric)
+            value = entry.get("value") if isinstance(entry, dict) else None
+            if not _is_number(value) or not math.isfinite(value):
+                out.append(CheckResult(model, path, "baseline", expected, value, False, "no value now"))
+                continue
+            change = value - ref
+            worse = {"lower": change, "higher": -change}.get(way, abs(change))
+            ok = worse <= allowed
+            rel = f"{change / abs(ref):+.1%}" if ref else f"{change:+.4g}"
+            msg = "ok" if ok else f"{_fmt(value)} vs baseline {_fmt(ref)} ({rel}, tolerance {tolerance:.0%})"
+            out.append(CheckResult(model, path, "baseline", expected, value, ok, msg))
+    return out
+
+
+def check_thresholds(
+    run: RunPaths,
+    thresholds: str | Path | dict[str, list[Bound]] | None = None,
+    *,
+    baseline: str | Path | dict[str, dict[str, float]] | None = None,
+    tolerance: float = 0.1,
+) -> CheckReport:
+    """All threshold and baseline checks of ``run``; malformed inputs raise ``UserError``."""
+    report = CheckReport()
+    if thresholds is not None:
+        source = "thresholds"
+        if not isinstance(thresholds, dict):
+            source = str(thresholds)
+            thresholds = load_thresholds(thresholds)
+        report.results.extend(check_bounds(run, thresholds, source))
+    if baseline is not None:
+        base = baseline if isinstance(baseline, dict) else load_baseline(baseline)
+        report.results.extend(compare_baseline(run, base, tolerance))
+    return report
+
