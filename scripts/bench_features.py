@@ -1,6 +1,7 @@
 """Speed of the clip features: ms per 30 s clip on one core, and clips/s on worker processes, ours vs naive.
 
     .venv/bin/python scripts/bench_features.py [--clips 8] [--repeats 3] [--workers 2] [--pool-clips 16]
+    python scripts/bench_features.py --logmel-only      # on a CUDA machine: log-mel clips/s from pinned memory
 
 Clips: the real recordings in ../shared/data/librosa/audio/ (looped or cut to 30 s at 22,050 Hz), or
 synthesised music when that folder is absent. One-core numbers pin BLAS/FFT to one thread and report both wall
@@ -32,9 +33,9 @@ SR = 22050
 SECONDS = 30
 
 
-def load_clips(n: int) -> tuple[list[np.ndarray], str]:
+def load_clips(n: int, folder: Path = AUDIO_DIR) -> tuple[list[np.ndarray], str]:
     """``n`` mono float32 30 s clips at 22,050 Hz, real where available."""
-    files = sorted(p for p in AUDIO_DIR.glob("*.ogg") if not p.name.endswith(".hq.ogg")) if AUDIO_DIR.is_dir() else []
+    files = sorted(p for p in folder.glob("*.ogg") if not p.name.endswith(".hq.ogg")) if folder.is_dir() else []
     clips = []
     if files:
         import librosa
@@ -44,7 +45,7 @@ def load_clips(n: int) -> tuple[list[np.ndarray], str]:
             y, sr = sf.read(p, dtype="float32", always_2d=True)
             y = librosa.resample(y.mean(axis=1), orig_sr=sr, target_sr=SR)
             clips.append(np.resize(y, SECONDS * SR).astype(np.float32))  # loops short pieces
-        source = f"{len(files)} real clips from {AUDIO_DIR} (looped/cut to 30 s)"
+        source = f"{len(files)} real clips from {folder} (looped/cut to 30 s)"
     else:
         rng = np.random.default_rng(0)
         t = np.arange(SECONDS * SR) / SR
@@ -63,9 +64,16 @@ def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    from benchmark.audio.features import clip_features
+    from benchmark.audio.features import clip_features, naive_features
 
-    clip_features(np.zeros(SR, np.float32))  # warm imports and caches before the clock starts
+    noise = np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
+    clip_features(noise)  # warm imports, JIT and caches (a silent clip would skip the beat tracker)
+    naive_features(noise)
+
+
+def _pid_after_pause(_: int) -> int:
+    time.sleep(0.5)
+    return os.getpid()
 
 
 def _ours(y: np.ndarray) -> int:
@@ -101,10 +109,48 @@ def pool_rate(fn, clips: list[np.ndarray], workers: int) -> float:
     import multiprocessing as mp
 
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-        list(pool.map(_ours, [np.zeros(SR, np.float32)] * workers))  # every worker started and warm
+        while len(set(pool.map(_pid_after_pause, range(workers)))) < workers:
+            pass  # until every worker has started (and run its warm-up) before the clock starts
         t0 = time.perf_counter()
         list(pool.map(fn, clips, chunksize=1))
         return len(clips) / (time.perf_counter() - t0)
+
+
+def logmel_gpu(batch: int, batches: int) -> dict[str, float]:
+    """Log-mel clips/s on CUDA: from pinned int16 host memory (copy + compute), and compute alone."""
+    import torch
+
+    from benchmark.audio.logmel import LogMel
+
+    dev = torch.device("cuda")
+    m = LogMel().to(dev)
+    rng = np.random.default_rng(0)
+    host = torch.from_numpy((rng.standard_normal((batch, SECONDS * SR)) * 3000).astype(np.int16)).pin_memory()
+    on_dev = host.to(dev)
+    out: dict[str, float] = {"device": torch.cuda.get_device_name(dev), "batch": batch}
+    with torch.no_grad():
+        for _ in range(3):
+            m(host.to(dev, non_blocking=True))
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            m(host.to(dev, non_blocking=True))
+        torch.cuda.synchronize()
+        out["pinned_clips_per_s"] = batch * batches / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            m(on_dev)
+        torch.cuda.synchronize()
+        out["compute_clips_per_s"] = batch * batches / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            host.to(dev, non_blocking=True)
+        torch.cuda.synchronize()
+        out["h2d_clips_per_s"] = batch * batches / (time.perf_counter() - t0)
+    print(f"log-mel on {out['device']}, batch {batch} x 30 s: from pinned memory {out['pinned_clips_per_s']:.0f} "
+          f"clips/s; compute only {out['compute_clips_per_s']:.0f}; host->device copy only "
+          f"{out['h2d_clips_per_s']:.0f}")  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -114,14 +160,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pool-clips", type=int, default=16, help="clips per pool run")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--audio-dir", type=Path, help="clips folder (default ../shared/data/librosa/audio)")
+    ap.add_argument("--logmel-gpu", action="store_true", help="also time log-mel on CUDA")
+    ap.add_argument("--logmel-only", action="store_true", help="only time log-mel on CUDA")
     args = ap.parse_args()
+    if args.logmel_only:
+        res = logmel_gpu(256, 20)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return
 
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
     from benchmark.audio.features import clip_features, naive_features
 
-    clips, source = load_clips(max(args.clips, args.pool_clips))
+    clips, source = load_clips(max(args.clips, args.pool_clips), args.audio_dir or AUDIO_DIR)
     print(f"clips: {source}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     res = {
         "source": source,
@@ -141,6 +195,8 @@ def main() -> None:
           f"naive {res['pool_clips_per_s_naive']:.2f} clips/s "
           f"({res['pool_clips_per_s_ours'] / res['pool_clips_per_s_naive']:.1f}x)")  # fmt: skip
     res["load_average_1min_end"] = os.getloadavg()[0]
+    if args.logmel_gpu:
+        res["logmel_gpu"] = logmel_gpu(256, 20)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
 

@@ -273,6 +273,34 @@ def test_extract_cache_load_and_skips():
     pd.testing.assert_frame_equal(load_features(ds), feats)
 
 
+def test_broken_clips_are_recorded_not_fatal(monkeypatch):
+    ds = build_dataset("broken", n=4, seconds=0.5, empty_rows=())
+    real = F.clip_features
+    calls = []
+
+    def flaky(y, sr=SR):  # rows are processed in order in-process: the third call is track tr002
+        calls.append(1)
+        if len(calls) == 3:
+            raise F.BadAudio("non-finite features: planted")
+        return real(y, sr)
+
+    monkeypatch.setattr(F, "clip_features", flaky)
+    extract_features(ds, workers=1)
+    assert load_features(ds).index.tolist() == ["tr000", "tr001", "tr003"]
+    skipped = load_skipped(ds)
+    assert (
+        skipped["track_id"].tolist() == ["tr002"]
+        and "BadAudio: non-finite features: planted" in skipped["reason"].iat[0]
+    )
+
+    def broken(y, sr=SR):
+        raise F.BadAudio("always")
+
+    monkeypatch.setattr(F, "clip_features", broken)
+    with pytest.raises(RuntimeError, match="every track failed"):
+        extract_features(ds, workers=1, force=True)
+
+
 def test_shards_cover_every_track_once_and_merge_equals_full_run(monkeypatch):
     ds = build_dataset("sharded", n=12, seconds=1.0, empty_rows=(5,))
     n = 3

@@ -140,7 +140,7 @@ def _init_worker(root: str) -> None:
 
 def _extract_rows(rows: list[int], ds: PreparedDataset | None = None) -> tuple[list[int], np.ndarray, list[tuple]]:
     """Features of ``rows``; returns (rows done, (k, F) float32, [(row, reason), ...] skipped)."""
-    from benchmark.audio.features import BadAudio, clip_features
+    from benchmark.audio.features import clip_features
 
     ds = ds or _worker_ds
     assert ds is not None
@@ -153,7 +153,7 @@ def _extract_rows(rows: list[int], ds: PreparedDataset | None = None) -> tuple[l
         try:
             values.append(clip_features(ds.waveform(row), ds.sample_rate))
             done.append(row)
-        except (BadAudio, ValueError, FloatingPointError) as e:
+        except Exception as e:  # one broken clip (BadAudio or worse) must not stop a 50,000-track run
             skipped.append((row, f"{type(e).__name__}: {e}"))
     arr = np.stack(values) if values else np.zeros((0, len(feature_names())), dtype=np.float32)
     return done, arr, skipped
@@ -171,8 +171,9 @@ def extract_features(
 ) -> Path:
     """Compute (or reuse) the feature table of ``ds`` or of one shard of it; returns the parquet path.
 
-    ``workers``: processes (default: all available cores; 1 runs in this process). ``shard``: ``(i, N)``; when
-    None and the process was launched by ``torchrun`` with several ranks, ``(RANK, WORLD_SIZE)``.
+    ``workers``: processes (default: the available cores, divided by torchrun's LOCAL_WORLD_SIZE; 1 runs in
+    this process). ``shard``: ``(i, N)``; when None and the process was launched by ``torchrun`` with several
+    ranks, ``(RANK, WORLD_SIZE)``. A clip that fails is recorded in the skip list with its error, not fatal.
     """
     if shard is None:
         shard = env_shard()
@@ -188,7 +189,8 @@ def extract_features(
     rows = np.arange(len(ds)) if shard is None else np.flatnonzero(shard_of(ids, shard[1]) == shard[0])
     rows = [int(r) for r in rows]
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))  # torchrun: share the cores
     workers = max(1, min(int(workers), max(1, len(rows) // CHUNK)))
 
     results: dict[int, np.ndarray] = {}
@@ -212,6 +214,8 @@ def extract_features(
                     bar.advance(futures[fut])
 
     done = sorted(results)
+    if len(rows) > 1 and not done and not any(why.startswith("no audio") for _, why in skipped):
+        raise RuntimeError(f"every track failed feature extraction, e.g. {ids.iat[skipped[0][0]]}: {skipped[0][1]}")
     names = list(feature_names())
     values = np.stack([results[r] for r in done]) if done else np.zeros((0, len(names)), dtype=np.float32)
     frame = pd.DataFrame(values, columns=names)
