@@ -9,7 +9,8 @@ chord progressions. Styles are continuous so that tracks can be blended between 
 Speed matters (>= 100 tracks/s per core at 10 s): audio is laid out as a (steps, samples-per-step) matrix so
 per-step quantities broadcast instead of being gathered per sample; pitched voices are wavetables read with
 32-bit wrapping phase accumulators; chords are one voice whose wavetable holds a just-intonation chord
-(e.g. 4:5:6), drums are pre-rendered hits placed into a 4-bar block that is tiled.
+(e.g. 4:5:6); the pitched parts run at half the sample rate (band-limited tables) and are interpolated up;
+drums are pre-rendered hits placed into a 4-bar block that is tiled.
 """
 
 from __future__ import annotations

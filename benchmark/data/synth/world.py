@@ -25,6 +25,7 @@ import pandas as pd
 from benchmark.config.schema import SplitConfig, SynthConfig
 from benchmark.data.prepared import DatasetWriter
 from benchmark.data.synth import music
+from benchmark.data.synth.covers import COVER_ATTRS, render_cover
 from benchmark.data.synth.music import GENRE_NAMES, Song, genre_profile, mean_style, realise, render
 from benchmark.paths import DatasetPaths
 from benchmark.progress import progress_bar
@@ -147,11 +148,11 @@ def world_plan(cfg: SynthConfig) -> WorldPlan:
     """Artists with ~tracks_per_artist tracks each, each artist in one genre, genres balanced, order shuffled."""
     n = cfg.tracks
     rng = np.random.default_rng([cfg.seed, 0, 999])
-    sizes: list[int] = []
-    while sum(sizes) < n:
-        sizes.append(1 + int(rng.poisson(cfg.tracks_per_artist - 1.0)))
-    sizes[-1] -= sum(sizes) - n
-    sizes_arr = np.array([s for s in sizes if s > 0])
+    draws = 1 + rng.poisson(cfg.tracks_per_artist - 1.0, size=n)  # n artists always suffice
+    total = np.cumsum(draws)
+    k = int(np.searchsorted(total, n)) + 1  # first k artists cover n tracks
+    sizes_arr = draws[:k].copy()
+    sizes_arr[-1] -= int(total[k - 1]) - n
     counts = np.zeros(cfg.genres)
     artist_genre = np.empty(len(sizes_arr), dtype=np.int64)
     for a in np.argsort(-sizes_arr, kind="stable"):  # biggest artists first, each to the emptiest genre
@@ -210,8 +211,6 @@ def synth_track(i: int, genre: int, artist: int, cfg: SynthConfig) -> tuple[np.n
     row["coupled"] = coupled
     row["cover_genre"] = int(cover_genre)
     row["cover_seed"] = int(crng.integers(0, 2**31 - 1))
-    from benchmark.data.synth.covers import COVER_ATTRS
-
     for a in COVER_ATTRS:
         row[f"cover_{a}"] = float(cover_attrs[a])
     row["genre_idx_synth"] = genre
@@ -221,14 +220,11 @@ def synth_track(i: int, genre: int, artist: int, cfg: SynthConfig) -> tuple[np.n
 
 def cover_args(row: dict[str, Any] | pd.Series) -> dict[str, Any]:
     """The attribute mapping render_cover takes, from a stored row."""
-    from benchmark.data.synth.covers import COVER_ATTRS
-
     return {a: float(row[f"cover_{a}"]) for a in COVER_ATTRS}
 
 
 def render_track_cover(row: dict[str, Any] | pd.Series, n_genres: int, res: int, palette_overlap: float) -> np.ndarray:
-    from benchmark.data.synth.covers import render_cover
-
+    """The track's cover at ``res`` px from its stored arguments (title = album name)."""
     return render_cover(int(row["cover_genre"]), n_genres, cover_args(row), int(row["cover_seed"]), int(res),
                         palette_overlap=palette_overlap, title=str(row["album"]))
 
