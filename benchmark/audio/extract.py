@@ -205,7 +205,12 @@ def extract_features(
         else:
             import multiprocessing as mp
 
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            if "forkserver" in mp.get_all_start_methods():
+                ctx = mp.get_context("forkserver")
+                # workers fork from a server that has imported librosa (and loaded its numba code) once
+                ctx.set_forkserver_preload(["benchmark.audio.features", "librosa.beat", "librosa.onset"])
+            else:
+                ctx = mp.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                      initargs=(str(ds.paths.root),)) as pool:  # fmt: skip
                 futures = {pool.submit(_extract_rows, chunk): len(chunk) for chunk in chunks}

@@ -40,7 +40,7 @@ def extract(
 
 @app.command("merge")
 def merge(name: NameArg = "default") -> None:
-    """Merge the shard files written by ``extract --shard`` into one table."""
+    """Merge the shard files written by `extract --shard` into one table."""
     from benchmark.audio.extract import merge_feature_shards
     from benchmark.data.prepared import PreparedDataset
 
