@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from benchmark import __version__, paths, progress
-from benchmark.cli import config_cmd, data_cmd, encode_cmd, features_cmd, perf_cmd, train_cmd
+from benchmark.cli import check_cmd, config_cmd, data_cmd, encode_cmd, features_cmd, perf_cmd, report_cmd, train_cmd
 from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
 from benchmark.errors import UserError
 
@@ -27,6 +27,8 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(perf_cmd.app, name="perf")
 app.command("encode")(encode_cmd.encode)
 app.command("train")(train_cmd.train)
+app.command("report")(report_cmd.report)
+app.command("check")(check_cmd.check)
 
 
 def _version(value: bool) -> None:
