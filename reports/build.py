@@ -430,7 +430,6 @@ def _data_page(ds: PreparedDataset | None, note: str, run: RunPaths) -> dict[str
         rejected_total=len(rej),
         tracks=sample.astype(str).to_dict("records"),
         track_columns=cols,
-        coupling=(ds.manifest.get("synth") or {}).get("coupling") if ds.is_synthetic else None,
     )
     return ctx
 

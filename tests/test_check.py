@@ -164,6 +164,23 @@ def test_load_thresholds_keeps_bounds(tmp_path):
     assert eq.has_equals and eq.equals == "yes"
 
 
+def test_example_file_is_valid_and_checks_a_run(run_dir):
+    from benchmark.paths import configs_dir
+
+    example = configs_dir() / "thresholds" / "example.yaml"
+    bounds = load_thresholds(example)
+    assert set(bounds) == {"dcgan_cond", "dcgan"}
+    report = check_thresholds(run_dir, example)
+    assert len(report.results) == sum(len(b) for b in bounds.values())
+    assert report.ok
+    doc = json.loads((run_dir.eval("dcgan") / "metrics.json").read_text())
+    doc["verdict"]["conditioning_works"] = "yes"
+    (run_dir.eval("dcgan") / "metrics.json").write_text(json.dumps(doc))
+    assert [(f.model, f.path) for f in check_thresholds(run_dir, example).failures] == [
+        ("dcgan", "verdict.conditioning_works")
+    ]
+
+
 def test_directions():
     assert [direction(m) for m in ("fid", "kid", "intra_fid")] == ["lower"] * 3
     for m in ("conditional_accuracy", "cas", "precision", "recall", "density", "coverage"):

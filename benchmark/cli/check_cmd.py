@@ -44,7 +44,7 @@ def check(
     result = checks.check_thresholds(rp, thresholds, baseline=baseline, tolerance=tolerance)
     table = Table(title=f"bench check: run {escape(rp.name)}")
     for col in ("model", "check", "expected", "actual", "result"):
-        table.add_column(col, justify="right" if col == "actual" else "left")
+        table.add_column(col, justify="right" if col == "actual" else "left", overflow="fold")
     for r in result.results:
         actual = f"{r.actual:.4g}" if isinstance(r.actual, float) else "-" if r.actual is None else str(r.actual)
         status = "[green]pass[/]" if r.ok else f"[bold red]FAIL[/] {escape(r.message)}"
