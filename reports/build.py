@@ -491,7 +491,12 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
     for n in names:
         s = _read_json(run.model(n) / "summary.json") or {}
         d = _read_json(run.eval(n) / "metrics.json") or {}
-        run_devices[n] = {"train": s.get("device"), "eval": d.get("device"), "eval seeds": d.get("seeds")}
+        run_devices[n] = {
+            "train": s.get("device"),
+            "eval": d.get("device"),
+            "eval seeds": d.get("seeds"),
+            "versions": d.get("versions"),
+        }
     unthresholded = [m for m in bounds if m not in names]
     common = {
         "run": run.name,
