@@ -96,7 +96,8 @@ def test_coupling_truth_columns(half_world):
     own = t[t["coupled"]]
     other = t[~t["coupled"]]
     assert (own["cover_genre"] == own["genre_idx"]).all()
-    assert (other["cover_genre"] != other["genre_idx"]).all()
+    # uncoupled covers come from a genre drawn independently of the track (own genre included, ~1/8 of them)
+    assert 0 < (other["cover_genre"] == other["genre_idx"]).sum() < 0.4 * len(other)
     for a in COVER_ATTRS:
         assert np.allclose(own[f"cover_{a}"], own[a])
         assert not np.allclose(other[f"cover_{a}"], other[a])

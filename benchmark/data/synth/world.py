@@ -6,8 +6,9 @@ own streams), so the bytes written do not depend on how the tracks are split ove
 Per track: a genre (an artist sticks to one), a style = the genre's style + artist and track jitter, blended by
 ``genre_overlap`` towards a random other genre and the global mean; the song realised from it, its audio, the
 attributes derived from the realised parameters, and a cover. With probability ``coupling`` the cover is drawn
-from the track's own genre and attributes; otherwise from a random other genre with fresh attributes sampled for
-that genre. The cover's arguments are stored (``cover_genre``, ``cover_seed``, ``cover_<attr>``) so that it can
+from the track's own genre and attributes; otherwise from a genre drawn uniformly and independently of the track
+(so C=0 means no relationship at all) with fresh attributes sampled for that genre. The cover's arguments are
+stored (``cover_genre``, ``cover_seed``, ``cover_<attr>``) so that it can
 be re-rendered at any resolution.
 """
 
@@ -203,8 +204,9 @@ def synth_track(i: int, genre: int, artist: int, cfg: SynthConfig) -> tuple[np.n
     if coupled:
         cover_genre, cover_attrs = genre, attrs
     else:
-        others = [g for g in range(cfg.genres) if g != genre]
-        cover_genre = int(others[crng.integers(len(others))])
+        # Uniform over ALL genres, own included: drawing only "other" genres would leave a negative relationship
+        # (the cover rules out its track's genre), so C=0 would not be the seed study's "no relationship".
+        cover_genre = int(crng.integers(cfg.genres))
         fresh = np.random.default_rng([cfg.seed, i, S_FRESH])
         f_style, f_progs = track_style(cover_genre, cfg.genres, cfg.genre_overlap, fresh)
         cover_attrs = song_attributes(realise(f_style, f_progs, cfg.seconds, cfg.sample_rate, fresh), fresh)
