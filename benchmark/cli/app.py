@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,17 @@ import typer
 from rich.markup import escape
 
 from benchmark import __version__, paths, progress
-from benchmark.cli import check_cmd, config_cmd, data_cmd, encode_cmd, features_cmd, perf_cmd, report_cmd, train_cmd
+from benchmark.cli import (
+    check_cmd,
+    config_cmd,
+    data_cmd,
+    encode_cmd,
+    evaluate_cmd,
+    features_cmd,
+    perf_cmd,
+    report_cmd,
+    train_cmd,
+)
 from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
 from benchmark.errors import UserError
 
@@ -27,6 +38,7 @@ app.add_typer(features_cmd.app, name="features")
 app.add_typer(perf_cmd.app, name="perf")
 app.command("encode")(encode_cmd.encode)
 app.command("train")(train_cmd.train)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("report")(report_cmd.report)
 app.command("check")(check_cmd.check)
 
@@ -58,10 +70,16 @@ def root(
     progress.enable(not quiet)
 
 
+def _short_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings API
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run ``bench``; user errors become one red line and exit code 2, tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not debug:
+        warnings.formatwarning = _short_warning
     try:
         app(args=args, prog_name="bench", standalone_mode=True)
     except UserError as e:
