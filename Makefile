@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 BENCH := $(VENV)/bin/bench
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-data clean
+.PHONY: setup demo test lint speed clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench-data: setup
-	$(PY) scripts/bench_data.py
+speed: setup
+	$(PY) -m benchmark.speed.bench_loader
+	$(PY) -m benchmark.speed.bench_synth
+	$(PY) -m benchmark.speed.bench_fid
+	$(PY) -m benchmark.speed.bench_features
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

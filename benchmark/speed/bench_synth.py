@@ -1,6 +1,6 @@
 """Synthetic-world throughput: tracks/s per core with 1 and 2 workers, and the default world's wall time.
 
-    .venv/bin/python scripts/bench_synth.py [--tracks 400] [--skip-default] [--json out.json]
+    .venv/bin/python benchmark/speed/bench_synth.py [--tracks 400] [--skip-default] [--json out.json]
 
 Besides wall time it reports tracks per CPU-second (user+system time of this process and its workers), which
 is less sensitive to other load on a shared machine. The target (issue 2): >= 100 tracks/s per core at 10 s

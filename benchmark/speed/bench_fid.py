@@ -7,7 +7,7 @@ features). Three timings on identical inputs, in the same process:
   * ours per model with the reference sqrt cached (the real use: the real-feature cache stores it).
 Optionally (``--inception N``) Inception feature throughput in images/s on the chosen device.
 
-    .venv/bin/python scripts/bench_fid.py [--dim 2048] [--n 10000] [--repeats 3] [--inception 0] [--json out.json]
+    python -m benchmark.speed.bench_fid [--dim 2048] [--n 10000] [--repeats 3] [--inception 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from metrics.distribution.fid import feature_stats, frechet_distance, sqrtm_psd  # noqa: E402
 

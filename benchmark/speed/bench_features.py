@@ -1,7 +1,7 @@
 """Speed of the clip features: ms per 30 s clip on one core, and clips/s on worker processes, ours vs naive.
 
-    .venv/bin/python scripts/bench_features.py [--clips 8] [--repeats 3] [--workers 2] [--pool-clips 16]
-    python scripts/bench_features.py --logmel-only      # on a CUDA machine: log-mel clips/s from pinned memory
+    .venv/bin/python benchmark/speed/bench_features.py [--clips 8] [--repeats 3] [--workers 2] [--pool-clips 16]
+    python benchmark/speed/bench_features.py --logmel-only      # on a CUDA machine: log-mel clips/s from pinned memory
 
 Clips: the real recordings in ../shared/data/librosa/audio/ (looped or cut to 30 s at 22,050 Hz), or
 synthesised music when that folder is absent. One-core numbers pin BLAS/FFT to one thread and report both wall

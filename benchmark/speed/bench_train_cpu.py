@@ -4,8 +4,8 @@ Reports wall time and the CPU seconds the child used (on a loaded machine the CP
 ``--threads 1``, are the better estimate of the wall time on one idle core), plus per-model images/s from each
 ``summary.json``. Usage:
 
-    python scripts/bench_train_cpu.py --dataset default --run cpu-bench [--threads 2] [--fresh]
-    python scripts/bench_train_cpu.py --perf      # per-model `bench perf train` rates only (32 px, tiny, batch 32)
+    python benchmark/speed/bench_train_cpu.py --dataset default --run cpu-bench [--threads 2] [--fresh]
+    python -m benchmark.speed.bench_train_cpu --perf   # per-model `bench perf train` rates only (32 px, tiny, batch 32)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The corpus mimics the Spotify dump: 30 s stereo 44.1 kHz mp3 previews and 640x640 JPEG covers. A few distinct
 files are encoded and then copied under many ids (decoding cost is the same, building is much faster).
 
-    .venv/bin/python scripts/bench_import.py --tracks 64 --workers 1 2
+    .venv/bin/python benchmark/speed/bench_import.py --tracks 64 --workers 1 2
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmark.config.schema import ImportConfig, SplitConfig  # noqa: E402
 from benchmark.data.importer.run import import_dataset  # noqa: E402

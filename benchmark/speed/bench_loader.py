@@ -1,7 +1,7 @@
 """Cover DataLoader throughput from the memory-mapped array (target: >= 20,000 images/s at 64 px on CPU).
 
 Baseline in the same run: a plain per-item Dataset through the default collate (what a naive loader does).
-Usage: python scripts/bench_loader.py [--n 20000] [--res 64] [--batch 256]
+Usage: python benchmark/speed/bench_loader.py [--n 20000] [--res 64] [--batch 256]
 """
 
 from __future__ import annotations

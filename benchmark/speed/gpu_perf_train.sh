@@ -8,7 +8,7 @@
 #
 # Needs the project's Python deps importable (on the device machine: install .whl/ first, see
 # ../shared/tools/gpu-wheels.sh, and put the checkout on PYTHONPATH). Usage, from the repository root:
-#   OUT=/some/dir bash scripts/gpu_perf_train.sh            # PYTHON=python3 DEADLINE_S=360 by default
+#   OUT=/some/dir bash benchmark/speed/gpu_perf_train.sh            # PYTHON=python3 DEADLINE_S=360 by default
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
