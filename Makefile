@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BENCH) data synth --name default --force
-	$(BENCH) data info default
+	$(BENCH) --preset cpu data synth --name default --force
+	$(BENCH) --preset cpu train all
+	$(BENCH) --preset cpu evaluate --model all
+	$(BENCH) --preset cpu report
+	@echo "open the report: $(CURDIR)/runs/default/report/index.html"
 
 test: setup
 	$(VENV)/bin/ruff check .
