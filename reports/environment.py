@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
-from benchmark import __version__
+from benchmark.data.prepared import package_versions
 from benchmark.paths import project_root
 
 PACKAGES = (
@@ -31,13 +30,7 @@ PACKAGES = (
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "coverbench": __version__}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions(PACKAGES)
 
 
 def git_commit(root: Path | None = None) -> str:

@@ -17,23 +17,12 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
+from benchmark.data.prepared import ATTRIBUTES
+
 SRC_RATE = 22050
 SECONDS = 2.0
 SIZE = 128
-ATTRS = (
-    "danceability",
-    "energy",
-    "loudness",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "key",
-    "mode",
-    "duration_ms",
-)
+ATTRS = ATTRIBUTES
 HEADER = ["track_id", "album_id", "artist_id", "artist_name", "album_name", "track_name", "genre", *ATTRS]
 
 

@@ -55,9 +55,10 @@ REJECTED_COLUMNS = ("item", "source", "reason")
 PACKAGES = ("numpy", "pandas", "pyarrow", "pillow", "soundfile", "librosa", "torch", "pydantic")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """Python, coverbench and each installed package's version ("not installed" where missing)."""
     out = {"python": platform.python_version(), "coverbench": __version__}
-    for pkg in PACKAGES:
+    for pkg in packages:
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -6,17 +6,14 @@ penultimate layer) and the genre head. Mel bins are standardised with train stat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
 from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from models.encoders.base import check_rows, labelled, read_state, register, write_state
-from models.encoders.train_utils import LogMelFrames, channel_stats, embed_rows, fit_loop, resolve_device, seeded
+from models.encoders.base import register
+from models.encoders.mel_classifier import MelGenreEncoder
+from models.encoders.train_utils import LogMelFrames, channel_stats
 
 
 class MelCNN(nn.Module):
@@ -48,63 +45,13 @@ class MelCNN(nn.Module):
 
 
 @register("cnn")
-class CNNEncoder:
-    def __init__(self, cfg: EncodersConfig | None = None, device: str | None = None):
-        self.cfg = cfg or EncodersConfig()
-        self.device = resolve_device(device or "cpu")
-        self.net: MelCNN | None = None
-        self.history: dict = {}
-        self.n_classes = 0
+class CNNEncoder(MelGenreEncoder):
+    encode_batch = 256
 
-    @property
-    def dim(self) -> int:
-        return int(self.cfg.dim)
+    def build(self, cfg: EncodersConfig, n_classes: int) -> nn.Module:
+        return MelCNN(cfg.n_mels, list(cfg.cnn_channels), cfg.dim, n_classes)
 
-    def _frames(self, ds: PreparedDataset) -> LogMelFrames:
-        return LogMelFrames(ds, self.cfg.n_mels, self.cfg.seconds, self.device, self.cfg.cache_mb)
-
-    def fit(self, ds: PreparedDataset, train_rows, val_rows, cfg: EncodersConfig | None = None) -> CNNEncoder:
-        self.cfg = cfg = cfg or self.cfg
-        train_rows, val_rows = labelled(ds, train_rows), labelled(ds, val_rows)
-        if len(train_rows) < 2:
-            raise UserError(f"cnn needs labelled training tracks; dataset {ds.name!r} has {len(train_rows)}")
-        frames = self._frames(ds)
-        labels = torch.from_numpy(ds.genre_idx.copy()).to(self.device)
-        self.n_classes = len(ds.genres)
-        with seeded(cfg.seed) as gen:
-            net = MelCNN(cfg.n_mels, list(cfg.cnn_channels), cfg.dim, self.n_classes).to(self.device)
-            mean, std = channel_stats(frames, train_rows)
-            net.mean.copy_(mean.to(self.device))
-            net.std.copy_(std.to(self.device))
-
-            def loss(rows: np.ndarray):
-                logits = net(frames(rows))
-                return nn.functional.cross_entropy(logits, labels[torch.from_numpy(rows).to(self.device)]), len(rows)
-
-            self.history = fit_loop(net, train_rows, val_rows, loss, cfg, gen, "cnn")
-        self.net = net
-        return self
-
-    def encode(self, ds: PreparedDataset, rows: np.ndarray | None = None) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("cnn encoder used before fit")
-        frames = self._frames(ds)
-        self.net.eval()
-        return embed_rows(lambda r: self.net.embedding(frames(r)), check_rows(ds, rows), 256)
-
-    def save(self, directory: str | Path) -> Path:
-        meta = {"dim": self.dim, "n_classes": self.n_classes, "cfg": self.cfg.model_dump(), "history": self.history}
-        return write_state(directory, self.name, {"net": self.net.state_dict()}, meta)
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | None = None) -> CNNEncoder:
-        st = read_state(directory)
-        meta = st["meta"]
-        enc = cls(EncodersConfig(**meta["cfg"]), device)
-        c = enc.cfg
-        enc.n_classes = meta["n_classes"]
-        enc.net = MelCNN(c.n_mels, list(c.cnn_channels), c.dim, enc.n_classes)
-        enc.net.load_state_dict(st["tensors"]["net"])
-        enc.net.to(enc.device).eval()
-        enc.history = meta.get("history", {})
-        return enc
+    def standardise(self, net: nn.Module, frames: LogMelFrames, train_rows: np.ndarray) -> None:
+        mean, std = channel_stats(frames, train_rows)
+        net.mean.copy_(mean.to(self.device))
+        net.std.copy_(std.to(self.device))
