@@ -586,7 +586,8 @@ def _render_voice(out: np.ndarray, voice: Voice, tables: list[np.ndarray], table
     tau = max(env.decay, 1e-3) * sr
     row_decay = np.exp(-since_r * (s / tau)).astype(np.float32)
     col_decay = np.exp(-np.arange(s, dtype=np.float32) / np.float32(tau))
-    e = np.multiply.outer(gain_r * np.float32(1 - env.sustain) * row_decay, col_decay)
+    e = ts.view(np.float32)  # the phase buffer is spent: reuse its memory for the envelope (no new allocation)
+    np.multiply.outer(gain_r * np.float32(1 - env.sustain) * row_decay, col_decay, out=e)
     e += (gain_r * np.float32(env.sustain))[:, None]
     attack = max(env.attack, 0.002) * sr
     att_rows = np.flatnonzero(since_r * s < attack)
