@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from benchmark import paths
 from models.gans.train.stats import read_stats
 from tests.conftest import make_tiny_dataset
@@ -50,6 +52,7 @@ WORKER = textwrap.dedent(
     row = {"rank": rank, "world": dist.get_world_size(), "images_seen": r.images_seen,
            "G": digest(s.G.named_parameters()), "D": digest(s.D.named_parameters()),
            "G_ema": digest(s.G_ema.named_parameters()) if s.G_ema is not None else None,
+           "buffers": digest([*s.G.named_buffers(), *s.D.named_buffers()]),
            "moved": any(not torch.equal(p, q) for p, q in zip(s.G.parameters(), s.G_ema.parameters()))
            if s.G_ema is not None else None}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
@@ -60,7 +63,8 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_cpu_ranks_hold_identical_weights(tmp_path):
+@pytest.mark.parametrize("name", ["stylegan_cond", "dcgan_cond"])
+def test_two_cpu_ranks_hold_identical_weights(tmp_path, name):
     make_tiny_dataset(n=48)
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -72,15 +76,16 @@ def test_two_cpu_ranks_hold_identical_weights(tmp_path):
         "PYTHONPATH": str(ROOT),
     }
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run([*cmd, str(script), str(tmp_path), "stylegan_cond"], env=env, cwd=tmp_path, timeout=300)
+    done = subprocess.run([*cmd, str(script), str(tmp_path), name], env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2] and ranks[0]["images_seen"] == 48
-    for part in ("G", "D", "G_ema"):
+    for part in ("G", "D", "G_ema", "buffers"):  # buffers: BatchNorm statistics are averaged at checkpoints
         assert ranks[0][part] == ranks[1][part], part
-    assert ranks[0]["moved"]  # G and G_ema differ: training really happened
+    if name.startswith("stylegan"):
+        assert ranks[0]["moved"]  # G and G_ema differ: training really happened
 
-    out = tmp_path / "runs" / "ddp" / "models" / "stylegan_cond"
+    out = tmp_path / "runs" / "ddp" / "models" / name
     rows = read_stats(out / "stats.jsonl")
     assert [r["images_seen"] for r in rows] == [8 * i for i in range(1, 7)]  # one writer: no duplicated lines
     assert json.loads((out / "train_config.json").read_text())["world_size"] == 2

@@ -56,6 +56,23 @@ def broadcast_module(module: nn.Module, d: Dist) -> None:
             dist.broadcast(t.data, src=0)
 
 
+def average_buffers(module: nn.Module, d: Dist) -> None:
+    """Average floating buffers (BatchNorm running statistics) over ranks; copy the others from rank 0.
+
+    Gradients are averaged every step, but each rank's BatchNorm statistics see only its own batches; averaging
+    them before each checkpoint keeps the ranks identical and the saved statistics representative of all data.
+    """
+    if not d.enabled:
+        return
+    with torch.no_grad():
+        for b in module.buffers():
+            if b.is_floating_point():
+                dist.all_reduce(b.data)
+                b.data.div_(d.world)
+            else:
+                dist.broadcast(b.data, src=0)
+
+
 def average_gradients(module: nn.Module, d: Dist) -> None:
     """All-reduce and average the gradients of ``module`` in one flattened buffer."""
     if not d.enabled:

@@ -26,7 +26,7 @@ from benchmark.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
 from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
-from models.gans.train.distributed import barrier, broadcast_module, init_distributed
+from models.gans.train.distributed import average_buffers, barrier, broadcast_module, init_distributed
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, grad_norm, memory_mb
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
@@ -278,6 +278,9 @@ def train_gan(
             if crossed["snapshot"] and d.is_main:
                 snapshot_grid(G_ema or G, spec.z_dim, cond_rows, out_dir / "samples" / f"samples-{seen:09d}.png")
             if crossed["checkpoint"]:
+                for module in (G, D, G_ema):
+                    if module is not None:
+                        average_buffers(module, d)
                 state = state_dict()
                 if d.is_main:
                     ck.save_checkpoint(state, ckpt_dir, seen, cfg.keep_checkpoints)
