@@ -156,9 +156,12 @@ def test_skipped_step_leaves_weights_untouched():
     opt_G, opt_D = spec.make_optimizers()
     s = Stepper(spec, spec.G, spec.D, opt_G, opt_D, batch=4, local_batch=4, max_nonfinite=5)
     before = {k: v.detach().clone() for k, v in spec.D.named_parameters()}
-    assert s.run_step(opt_D, spec.D, lambda: (spec.D(torch.randn(4, 3, 32, 32)).sum() * float("nan"), {})) is None
+    stats_before = {k: v.detach().clone() for k, v in spec.D.named_buffers()}
+    poisoned = torch.full((4, 3, 32, 32), float("nan"))  # a NaN batch: BatchNorm sees it in the forward pass
+    assert s.run_step(opt_D, spec.D, lambda: (spec.D(poisoned).sum(), {})) is None
     assert s.counters["nonfinite"] == 1
     assert_same_tensors(before, dict(spec.D.named_parameters()))
+    assert_same_tensors(stats_before, dict(spec.D.named_buffers()))  # running statistics restored
     assert s.run_step(opt_D, spec.D, lambda: (spec.D(torch.randn(4, 3, 32, 32)).mean(), {})) == {}
     after = dict(spec.D.named_parameters())
     assert any(not torch.equal(before[k], after[k]) for k in before)

@@ -56,6 +56,10 @@ class Stepper:
 
     def __post_init__(self) -> None:
         self._G_fast, self._D_fast = self.G, self.D
+        # Forward passes update BatchNorm statistics (and StyleGAN's w_avg) before the loss is known to be finite:
+        # keep a copy to restore when a step is skipped, so one NaN batch cannot poison them.
+        self._buffers = [b for m in (self.G, self.D) for b in m.buffers()]
+        self._saved = [b.detach().clone() for b in self._buffers]
         if self.compile:
             kw = {"mode": self.compile_mode} if self.compile_mode and self.compile_mode != "default" else {}
             self._G_fast = torch.compile(self.G, **kw)
@@ -81,9 +85,13 @@ class Stepper:
 
     def run_step(self, opt: torch.optim.Optimizer, module: nn.Module, fn: Callable) -> dict[str, torch.Tensor] | None:
         """Loss, guard, backward, gradient averaging, optimiser step; None when the step was skipped."""
+        if self._buffers:
+            torch._foreach_copy_(self._saved, self._buffers)
         with self.autocast():
             loss, st = fn()
         if not all_ranks_finite(loss, self.dist):
+            if self._buffers:
+                torch._foreach_copy_(self._buffers, self._saved)
             opt.zero_grad(set_to_none=True)
             self.counters["nonfinite"] += 1
             if self.counters["nonfinite"] > self.max_nonfinite:
