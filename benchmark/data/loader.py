@@ -26,9 +26,11 @@ class CoverDataset(Dataset):
         res: int,
         split: str | None = None,
         conditions: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ):
+        """``rows`` (dataset row indices) overrides ``split`` when given."""
         self.covers = ds.covers(res)
-        self.rows = ds.split_rows(split)
+        self.rows = ds.split_rows(split) if rows is None else np.asarray(rows, dtype=np.int64)
         self.labels = torch.from_numpy(ds.genre_idx[self.rows].copy())
         if conditions is not None:
             conditions = np.asarray(conditions, dtype=np.float32)
@@ -55,7 +57,8 @@ class CoverDataset(Dataset):
         return batch, self.conditions[t], self.labels[t]
 
 
-def _keep_batch(batch):
+def keep_batch(batch):
+    """Collate for ``__getitems__`` batches, which arrive whole (module level, so worker processes can pickle it)."""
     return batch
 
 
@@ -79,7 +82,7 @@ def cover_loader(
         shuffle=shuffle,
         generator=gen,
         num_workers=workers,
-        collate_fn=_keep_batch,
+        collate_fn=keep_batch,
         drop_last=drop_last,
         persistent_workers=workers > 0,
     )

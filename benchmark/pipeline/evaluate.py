@@ -47,23 +47,10 @@ from metrics.distribution.prdc import prdc
 from metrics.tsne import save_tsne_plots, tsne_analysis
 from models.conditions import load_conditions
 from models.gans.train.loop import load_generator, pick_device
-from models.gans.train.snapshot import save_grid, to_uint8
+from models.gans.train.snapshot import generate, grid_conditions, snapshot_grid
 
 SCHEMA_VERSION = 1
 METRICS_FILE = "metrics.json"
-
-
-def _generate(
-    G: torch.nn.Module, z: torch.Tensor, c: np.ndarray | None, batch: int, device: torch.device
-) -> np.ndarray:
-    """uint8 NHWC covers for z (and conditions), in batches; the global RNG is left untouched."""
-    out = []
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
-        torch.manual_seed(0)
-        for s in range(0, len(z), batch):
-            cb = None if c is None else torch.from_numpy(np.ascontiguousarray(c[s : s + batch])).to(device)
-            out.append(to_uint8(G(z[s : s + batch].to(device), cb).float().cpu()))
-    return np.concatenate(out)
 
 
 def _entry(value: Any, n: int, extractor: str, seed: int, **extra: Any) -> dict[str, Any]:
@@ -153,11 +140,11 @@ def evaluate_model(
     z = torch.from_numpy(rng.standard_normal((n, meta["z_dim"])).astype(np.float32))
     c = conditions[asked] if conditional else None
     with timer("generate"), progress_bar(f"generate {model}", 2 if conditional else 1) as bar:
-        images = _generate(G, z, c, cfg.batch, device)
+        images = generate(G, z, c, cfg.batch)
         bar.advance()
         null_images = None
         if conditional:
-            null_images = _generate(G, z, c[rng.permutation(n)], cfg.batch, device)
+            null_images = generate(G, z, c[rng.permutation(n)], cfg.batch)
             bar.advance()
     with timer("gen_features"):
         gen_x = ext(images)
@@ -238,7 +225,8 @@ def evaluate_model(
         pur = cluster_purity(
             gen_x, asked_y, test_x, test_y, n_classes=n_genres, n_permutations=min(1000, cfg.n_permutations), seed=seed
         )
-        grid = _sensitivity_grid(G, meta, conditions, train_rows, train_y, n_genres, cfg, ext, device, seed)
+        reps = grid_conditions(conditions[train_rows], train_y) if conditional else None  # one per class
+        grid = _sensitivity_grid(G, meta, reps, n_genres, cfg, ext, seed)
         sens = condition_sensitivity(grid, n_permutations=cfg.n_permutations, seed=seed)
         results: dict[str, TestResult] = {"accuracy": acc, "cas": cas, "purity": pur, "sensitivity": sens}
         if continuous:
@@ -252,7 +240,7 @@ def evaluate_model(
         tsne_scores = _tsne(ds, model, out_dir, ext, tr_cache, te_cache, images, gen_x, asked, cfg, seed, res)
         m["tsne"] = tsne_scores
     with timer("plots"):
-        plots = _sample_plots(G, meta, conditions, train_rows, train_y, n_genres, out_dir, device, clusters)
+        plots = {"samples": snapshot_grid(G, meta["z_dim"], reps, out_dir / "samples.png", seed=1234)}
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -284,29 +272,14 @@ def evaluate_model(
     return report
 
 
-def _representatives(conditions: np.ndarray | None, rows: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray | None:
-    """One condition vector per class: the member closest to its class mean."""
-    if conditions is None:
-        return None
-    reps = []
-    for g in range(k):
-        members = conditions[rows[labels == g]]
-        if len(members) == 0:
-            continue
-        centre = members.mean(0)
-        reps.append(members[np.argmin(((members - centre) ** 2).sum(1))])
-    return np.stack(reps).astype(np.float32)
-
-
-def _sensitivity_grid(G, meta, conditions, train_rows, train_y, k, cfg: EvalConfig, ext: Extractor, device, seed):
+def _sensitivity_grid(G, meta, reps: np.ndarray | None, k: int, cfg: EvalConfig, ext: Extractor, seed: int):
     """Features of G(z_i, c_j): n_z fixed z's crossed with one representative condition per class."""
-    reps = _representatives(conditions, train_rows, train_y, k)
     n_c = len(reps) if reps is not None else k
     gen = torch.Generator().manual_seed(seed + 1)
     z = torch.randn(cfg.sensitivity_z, meta["z_dim"], generator=gen)
     zz = z.repeat_interleave(n_c, dim=0)
     cc = None if reps is None else np.tile(reps, (cfg.sensitivity_z, 1))
-    feats = ext(_generate(G, zz, cc, cfg.batch, device))
+    feats = ext(generate(G, zz, cc, cfg.batch))
     return feats.reshape(cfg.sensitivity_z, n_c, -1)
 
 
@@ -335,21 +308,6 @@ def _tsne(ds, model, out_dir, ext, tr_cache, te_cache, images, gen_x, asked, cfg
     scores["plots"] = {k: Path(v).name for k, v in files.items()}
     scores["extractor"] = ext.name
     return scores
-
-
-def _sample_plots(G, meta, conditions, train_rows, train_y, k, out_dir: Path, device, clusters) -> dict[str, Path]:
-    """``samples.png``: one row per condition class, the same z in every column (so a column is a fixed-z strip)."""
-    reps = _representatives(conditions, train_rows, train_y, k)
-    n_cols = 8
-    gen = torch.Generator().manual_seed(1234)
-    base = torch.randn(n_cols, meta["z_dim"], generator=gen)
-    if reps is None:
-        z = torch.randn(8 * n_cols, meta["z_dim"], generator=gen)
-        imgs = _generate(G, z, None, 256, device)
-    else:
-        z = base.repeat(len(reps), 1)
-        imgs = _generate(G, z, np.repeat(reps, n_cols, axis=0), 256, device)
-    return {"samples": save_grid(imgs, n_cols, out_dir / "samples.png")}
 
 
 def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *, device_kind: str = "auto") -> dict:

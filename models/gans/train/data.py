@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from benchmark.data.loader import CoverDataset
+from benchmark.data.loader import CoverDataset, keep_batch
 from benchmark.data.prepared import PreparedDataset
 
 
@@ -37,11 +37,6 @@ class InfiniteSampler(Sampler[int]):
             offset -= self.n
 
 
-def _keep(batch):
-    """``CoverDataset.__getitems__`` already returns whole batches (a module-level function, so spawn can pickle it)."""
-    return batch
-
-
 def training_loader(
     ds: PreparedDataset,
     res: int,
@@ -56,20 +51,14 @@ def training_loader(
     workers: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless (uint8 images [B, 3, R, R], condition [B, d]) batches over ``rows`` of the dataset."""
-    data = CoverDataset(ds, res, None, conditions)
-    data.rows = np.asarray(rows, dtype=np.int64)
-    data.labels = torch.from_numpy(ds.genre_idx[data.rows].copy())
-    if conditions is not None:
-        data.conditions = torch.from_numpy(np.asarray(conditions, np.float32)[data.rows].copy())
-    else:
-        data.conditions = torch.zeros(len(data.rows), 0)
+    data = CoverDataset(ds, res, conditions=conditions, rows=rows)
     sampler = InfiniteSampler(len(data), seed=seed, rank=rank, world=world, start=start_batches * batch)
     loader = DataLoader(
         data,
         batch_size=batch,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=_keep,
+        collate_fn=keep_batch,
         # its own generator: creating the iterator draws a base seed, which must not consume the global RNG
         # (a resumed run restores that RNG and has to continue it exactly as the uninterrupted run did)
         generator=torch.Generator().manual_seed(seed * 7919 + rank),

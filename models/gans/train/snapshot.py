@@ -10,8 +10,9 @@ from PIL import Image
 from torch import nn
 
 
-def grid_conditions(conditions: np.ndarray | None, labels: np.ndarray, n_rows: int) -> np.ndarray | None:
-    """One condition per row: for class labels, a representative (the medoid-ish first) vector of each class."""
+def grid_conditions(conditions: np.ndarray | None, labels: np.ndarray, n_rows: int | None = None) -> np.ndarray | None:
+    """One condition vector per class (``labels`` holds each row's class; negative = none): the member closest to
+    its class mean, for the first ``n_rows`` classes in order."""
     if conditions is None:
         return None
     rows = []
@@ -23,8 +24,10 @@ def grid_conditions(conditions: np.ndarray | None, labels: np.ndarray, n_rows: i
 
 
 @torch.no_grad()
-def generate(G: nn.Module, z: torch.Tensor, c: torch.Tensor | None, batch: int = 64, **kwargs) -> torch.Tensor:
-    """Images in [-1, 1] (float32, CPU) for z/c, in batches, without touching the global RNG."""
+def generate(
+    G: nn.Module, z: torch.Tensor, c: np.ndarray | torch.Tensor | None, batch: int = 64, **kwargs
+) -> np.ndarray:
+    """uint8 NHWC images for z (and conditions), converted batch by batch; the global RNG is left untouched."""
     device = next(G.parameters()).device
     was_training = G.training
     G.eval()
@@ -32,10 +35,14 @@ def generate(G: nn.Module, z: torch.Tensor, c: torch.Tensor | None, batch: int =
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         for s in range(0, len(z), batch):
-            cb = None if c is None else c[s : s + batch].to(device)
-            out.append(G(z[s : s + batch].to(device), cb, **kwargs).float().cpu())
+            cb = None
+            if c is not None:
+                cb = c[s : s + batch]
+                cb = torch.from_numpy(np.ascontiguousarray(cb)) if isinstance(cb, np.ndarray) else cb
+                cb = cb.to(device)
+            out.append(to_uint8(G(z[s : s + batch].to(device), cb, **kwargs).float().cpu()))
     G.train(was_training)
-    return torch.cat(out)
+    return np.concatenate(out)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -70,4 +77,4 @@ def snapshot_grid(
         c = None
     else:
         c = torch.from_numpy(np.repeat(cond_rows, n_cols, axis=0))
-    return save_grid(to_uint8(generate(G, z, c)), n_cols, path)
+    return save_grid(generate(G, z, c), n_cols, path)
