@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from benchmark.data.importer.reject import Reject
+from benchmark.data.importer.reject import Reject, nonempty_size
 
 EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg")
 # Tolerance between the frame count a header announces and what decodes (VBR estimates are fuzzy).
@@ -23,12 +23,7 @@ TRUNCATION_SLACK = 0.9
 def load_preview(path: Path, sample_rate: int, samples: int, min_seconds: float) -> np.ndarray:
     """Mono float32 at ``sample_rate``, at most ``samples`` long; raises Reject with the reason otherwise."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise Reject("unreadable-audio", f"{e.strerror or e}") from e
-    if size == 0:
-        raise Reject("empty-file", "preview has 0 bytes")
+    nonempty_size(path, "audio")
     try:
         with sf.SoundFile(path) as f:
             sr_in = f.samplerate

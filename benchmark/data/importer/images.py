@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from benchmark.data.importer.reject import Reject
+from benchmark.data.importer.reject import Reject, nonempty_size
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -66,12 +66,7 @@ def load_cover(
 ) -> dict[int, np.ndarray]:
     """Decode ``path`` into {res: uint8 (res, res, 3)}; raises Reject with the reason otherwise."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise Reject("unreadable-cover", f"{e.strerror or e}") from e
-    if size == 0:
-        raise Reject("empty-file", "cover has 0 bytes")
+    nonempty_size(path, "cover")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:

@@ -14,3 +14,14 @@ class Reject(Exception):
     @property
     def reason(self) -> str:
         return f"{self.code}: {self.detail}"
+
+
+def nonempty_size(path, what: str) -> int:  # noqa: ANN001 - a path-like
+    """The file's size in bytes; Reject when it cannot be read ("unreadable-<what>") or is empty."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise Reject(f"unreadable-{what}", f"{e.strerror or e}") from e
+    if size == 0:
+        raise Reject("empty-file", f"{'preview' if what == 'audio' else what} has 0 bytes")
+    return size

@@ -10,6 +10,7 @@ convolutions (the bulk of the work), so utilisation is a slight underestimate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -186,19 +187,7 @@ def perf_train(
 
     flops = None
     if count_flops:
-        eager = Stepper(
-            spec,
-            G,
-            D,
-            opt_G,
-            opt_D,
-            batch=batch,
-            local_batch=batch,
-            G_ema=G_ema,
-            amp=amp,
-            max_nonfinite=10**9,
-            counters=stepper.counters,
-        )
+        eager = dataclasses.replace(stepper, compile=False)  # same networks, optimisers and counters
         with FlopCount() as fc:
             for _ in range(period):
                 eager.iteration(feed)
