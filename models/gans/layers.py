@@ -60,7 +60,7 @@ class EqualConv2d(nn.Module):
         if self.down:
             # blur (pad so the composite is "conv same, then FIR downsample") then a strided valid conv
             pad = (self.kernel - 1) // 2 + 1
-            x = fir_filter(x, self.fir, pad=(pad, pad, pad, pad))
+            x = fir_filter(x, self.fir, pad)
             x = F.conv2d(x, w, b, stride=2)
         else:
             x = F.conv2d(x, w, b, padding=self.kernel // 2)
@@ -81,11 +81,53 @@ def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tens
     return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
 
 
-def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float = 1.0) -> torch.Tensor:
-    """Depthwise correlation with f after zero padding (left, right, top, bottom)."""
-    c = x.shape[1]
-    x = F.pad(x, pad)
-    return F.conv2d(x, _depthwise(f * gain, c, x.dtype), groups=c)
+class _FirConv(torch.autograd.Function):
+    """Depthwise conv2d with a fixed filter, whose backward is the matching transposed conv (``_FirConvT``).
+
+    Why: autograd's generic double backward of a grouped convolution loops over the groups (one conv per channel,
+    ~1,600 kernel launches per path-length or R1 step at 32 px). The filter is a constant, so the op is linear in
+    x and its adjoint is the transposed conv with the same filter; each function differentiates through the
+    other, so gradients of gradients stay single depthwise convolutions.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, f: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        ctx.conf = (stride, padding, tuple(x.shape[-2:]))
+        c = x.shape[1]
+        return F.conv2d(x, _depthwise(f, c, x.dtype), stride=stride, padding=padding, groups=c)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        stride, padding, size = ctx.conf
+        return _FirConvT.apply(gy, f, stride, padding, size), None, None, None
+
+
+class _FirConvT(torch.autograd.Function):
+    """Depthwise transposed conv with a fixed filter (output size ``size``); its backward is ``_FirConv``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, f: torch.Tensor, stride: int, padding: int,
+                size: tuple[int, int] | None = None) -> torch.Tensor:
+        ctx.save_for_backward(f)
+        ctx.conf = (stride, padding)
+        c, k = x.shape[1], f.shape[-1]
+        natural = [(n - 1) * stride - 2 * padding + k for n in x.shape[-2:]]
+        extra = (0, 0) if size is None else tuple(s - n for s, n in zip(size, natural, strict=True))
+        return F.conv_transpose2d(x, _depthwise(f, c, x.dtype), stride=stride, padding=padding,
+                                  output_padding=extra, groups=c)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        stride, padding = ctx.conf
+        return _FirConv.apply(gy, f, stride, padding), None, None, None, None
+
+
+def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Depthwise correlation with f after zero padding of ``pad`` pixels on every side."""
+    return _FirConv.apply(x, f * gain, 1, pad)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -93,14 +135,12 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
     With [1,3,3,1] this is bilinear interpolation with pixel centres aligned (output 2i is 3/4 x[i] + 1/4 x[i-1]).
     """
-    c = x.shape[1]
-    return F.conv_transpose2d(x, _depthwise(f * 4.0, c, x.dtype), stride=2, padding=1, groups=c)
+    return _FirConvT.apply(x, f * 4.0, 2, 1, None)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """FIR down-sampling by 2 (filter then keep every other pixel), pixel centres aligned."""
-    c = x.shape[1]
-    return F.conv2d(x, _depthwise(f, c, x.dtype), stride=2, padding=1, groups=c)
+    return _FirConv.apply(x, f, 2, 1)
 
 
 # -------------------------------------------------------------------------------------- modulated convolution
@@ -135,7 +175,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         x = x * s32.to(dt)[:, :, None, None]
         if up:
             x = F.conv_transpose2d(x, w32.to(dt).transpose(0, 1).flip((2, 3)), stride=2)
-            x = fir_filter(x, fir, pad=(1, 1, 1, 1), gain=4.0)
+            x = fir_filter(x, fir, 1, gain=4.0)
         else:
             x = F.conv2d(x, w32.to(dt), padding=k // 2)
         if dcoefs is not None:
@@ -147,7 +187,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if up:
         wt = wn.transpose(1, 2).reshape(n * cin, cout, k, k).flip((2, 3)).to(dt)
         y = F.conv_transpose2d(xg, wt, stride=2, groups=n)
-        y = fir_filter(y, fir, pad=(1, 1, 1, 1), gain=4.0)
+        y = fir_filter(y, fir, 1, gain=4.0)
     else:
         y = F.conv2d(xg, wn.reshape(n * cout, cin, k, k).to(dt), padding=k // 2, groups=n)
     return y.reshape(n, cout, y.shape[2], y.shape[3])
