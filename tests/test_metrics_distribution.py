@@ -12,6 +12,7 @@ from benchmark.errors import UserError
 from metrics.distribution import (
     GaussianStats,
     bootstrap_replicates,
+    covariance_factor,
     feature_stats,
     fid,
     frechet_distance,
@@ -84,6 +85,19 @@ def test_cached_sqrt_gives_same_value_and_is_a_square_root():
     np.testing.assert_allclose(a, a.T)
     cached = GaussianStats(ref.mu, ref.sigma, ref.n, sqrt_sigma=a)
     assert fid(cached, y).value == pytest.approx(fid(x, y).value, rel=1e-12)
+
+
+def test_cholesky_and_square_root_factors_agree_also_for_singular_covariances():
+    """The uncached path factors S1 by Cholesky; a singular S1 (fewer samples than dims) falls back to eigh."""
+    for n_real in (300, 12):  # full rank, then rank 11 in 24 dims
+        s1 = feature_stats(_features(n_real, 24, 4), allow_singular=True)
+        s2 = feature_stats(_features(300, 24, 5, shift=0.1))
+        chol = frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma)
+        via_sqrt = frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma, sqrt_sigma1=sqrtm_psd(s1.sigma))
+        assert chol == pytest.approx(via_sqrt, rel=1e-10)
+    f = covariance_factor(s2.sigma)
+    np.testing.assert_allclose(f @ f.T, s2.sigma, atol=1e-12)
+    assert np.allclose(f, np.tril(f))  # Cholesky for a full-rank covariance
 
 
 def test_fid_zero_for_identical_sets_and_grows_with_shift():
