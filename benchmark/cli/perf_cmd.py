@@ -39,6 +39,9 @@ def train(
     ] = None,
     flops: Annotated[bool, typer.Option("--flops/--no-flops", help="count FLOPs for utilisation")] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the result here")] = None,
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="write a torch.profiler operator table of one period here")
+    ] = None,
 ) -> None:
     """Time full training iterations through the engine's own step code; report images/s, s/kimg, memory, MFU."""
     from benchmark.config.load import parse_override
@@ -68,6 +71,7 @@ def train(
         hparams=hp,
         dataset=ds,
         count_flops=flops,
+        profile_path=str(profile) if profile else None,
     )
     print_perf(out)
     if json_path is not None:

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmark/speed/bench_features.py [--clips 8] [--repeats 3] [--workers 2] [--pool-clips 16]
     python benchmark/speed/bench_features.py --logmel-only      # on a CUDA machine: log-mel clips/s from pinned memory
+    python benchmark/speed/bench_features.py --gpu-only         # ... and the cnn embedding of 50,000 clips
 
 Clips: the real recordings in ../shared/data/librosa/audio/ (looped or cut to 30 s at 22,050 Hz), or
 synthesised music when that folder is absent. One-core numbers pin BLAS/FFT to one thread and report both wall
@@ -153,6 +154,62 @@ def logmel_gpu(batch: int, batches: int) -> dict[str, float]:
     return out
 
 
+def cnn_embedding_gpu(total: int = 50_000, batch: int = 256, pool: int = 512, device: str = "cuda") -> dict:
+    """Seconds for the ``cnn`` encoder's embeddings of ``total`` decoded 30 s clips on CUDA, log-mel included.
+
+    The path ``bench encode --encoder cnn`` takes on a GPU: int16 audio in pinned host memory -> device ->
+    ``LogMel`` (fp32) -> ``MelCNN.embedding`` (default config: 128 mels, channels 16-32-64-128, d=32). Decoded
+    audio for 50,000 clips is 66 GB as int16, so a pool of ``pool`` clips is cycled; weights are untrained (the
+    cost does not depend on them). The CNN is timed in fp32 (what encode runs) and with bf16 autocast.
+    """
+    import torch
+
+    from benchmark.audio.logmel import LogMel
+    from benchmark.config.schema import EncodersConfig
+    from models.encoders.cnn import MelCNN
+
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    cfg = EncodersConfig()
+    m = LogMel(n_mels=cfg.n_mels).to(dev)
+    net = MelCNN(cfg.n_mels, list(cfg.cnn_channels), cfg.dim, 8).to(dev).eval()
+    pool = max(pool, batch)
+    rng = np.random.default_rng(0)
+    host = torch.from_numpy((rng.standard_normal((pool, SECONDS * SR)) * 3000).astype(np.int16))
+    host = host.pin_memory() if cuda else host
+    n_batches = -(-total // batch)
+    name = torch.cuda.get_device_name(dev) if cuda else "cpu"
+    out: dict = {"device": name, "clips": n_batches * batch, "batch": batch, "pool_clips": pool}
+    torch.backends.cudnn.benchmark = True
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    def run(n: int, bf16: bool) -> None:
+        for i in range(n):
+            start = (i * batch) % (pool - batch + 1)
+            mel = m(host[start : start + batch].to(dev, non_blocking=cuda))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                net.embedding(mel)
+
+    with torch.no_grad():
+        for bf16 in (False, True):
+            key = "bf16" if bf16 else "fp32"
+            run(min(3, n_batches), bf16)
+            sync()
+            t0 = time.perf_counter()
+            run(n_batches, bf16)
+            sync()
+            sec = time.perf_counter() - t0
+            out[f"{key}_seconds"] = sec
+            out[f"{key}_clips_per_s"] = n_batches * batch / sec
+    print(f"cnn embedding on {name}: {out['clips']} clips of 30 s from pinned int16 memory, log-mel "
+          f"included: fp32 {out['fp32_seconds']:.1f} s ({out['fp32_clips_per_s']:.0f} clips/s); bf16 autocast "
+          f"{out['bf16_seconds']:.1f} s ({out['bf16_clips_per_s']:.0f} clips/s)")  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8, help="clips timed on one core")
@@ -163,9 +220,13 @@ def main() -> None:
     ap.add_argument("--audio-dir", type=Path, help="clips folder (default ../shared/data/librosa/audio)")
     ap.add_argument("--logmel-gpu", action="store_true", help="also time log-mel on CUDA")
     ap.add_argument("--logmel-only", action="store_true", help="only time log-mel on CUDA")
+    ap.add_argument("--gpu-only", action="store_true",
+                    help="only the CUDA numbers: log-mel clips/s and the cnn embedding of 50,000 clips")
     args = ap.parse_args()
-    if args.logmel_only:
-        res = logmel_gpu(256, 20)
+    if args.logmel_only or args.gpu_only:
+        res = {"logmel_gpu": logmel_gpu(256, 20)}
+        if args.gpu_only:
+            res["cnn_embedding_gpu"] = cnn_embedding_gpu()
         if args.json:
             args.json.write_text(json.dumps(res, indent=2))
         return

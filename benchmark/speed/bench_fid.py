@@ -3,7 +3,7 @@
 Statistics come from real-looking features (non-negative, correlated, power-law spectrum like Inception pool
 features). Three timings on identical inputs, in the same process:
   * clean-fid ``frechet_distance`` (scipy ``sqrtm`` of the non-symmetric S1 S2);
-  * ours from scratch (``eigh`` for sqrt(S1), then ``eigvalsh`` of sqrt(S1) S2 sqrt(S1));
+  * ours from scratch (Cholesky S1 = L L^T, then ``eigvalsh`` of L^T S2 L);
   * ours per model with the reference sqrt cached (the real use: the real-feature cache stores it).
 Optionally (``--inception N``) Inception feature throughput in images/s on the chosen device.
 
@@ -90,34 +90,47 @@ def bench_fid(dim: int, n: int, repeats: int, cleanfid_repeats: int) -> dict:
 
 
 def bench_inception(n: int, res: int, batch_size: int, device: str | None) -> dict:
+    """Inception feature throughput, fp32 and (on CUDA) TF32, and what TF32 does to the features and to FID.
+
+    Images are unique blocky noise (32 x 32 cells scaled to ``res``), so the two halves give a FID with a
+    full-rank covariance; the TF32 effect is that FID's change between fp32 and TF32 features.
+    """
     import torch
 
+    from metrics.distribution import fid
     from metrics.features.inception import default_device, inception_features
 
     dev = torch.device(device) if device else default_device()
     rng = np.random.default_rng(0)
-    base = rng.integers(0, 256, size=(min(n, 512), res, res, 3), dtype=np.uint8)
-    images = np.resize(base, (n, res, res, 3))
-    out = {"device": str(dev), "images": n, "resolution": res, "batch_size": batch_size}
+    cells = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    scale = max(1, res // 32)
+    images = np.ascontiguousarray(cells.repeat(scale, axis=1).repeat(scale, axis=2))
+    out = {"device": str(dev), "images": n, "resolution": images.shape[1], "batch_size": batch_size}
+    feats = {}
     for tf32 in [False, True] if dev.type == "cuda" else [False]:
         inception_features(images[: 3 * batch_size], batch_size=batch_size, device=dev, tf32=tf32)  # warm up
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        feats = inception_features(images, batch_size=batch_size, device=dev, tf32=tf32)
+        f = inception_features(images, batch_size=batch_size, device=dev, tf32=tf32)
         sec = time.perf_counter() - t
         key = "tf32" if tf32 else "fp32"
         out[f"{key}_seconds"] = sec
         out[f"{key}_images_per_s"] = n / sec
-        out[f"{key}_features"] = feats[:64]
-    if dev.type == "cuda":
-        a, b = out.pop("fp32_features"), out.pop("tf32_features")
+        feats[key] = f
+        half = n // 2
+        if half >= 2 * f.shape[1]:
+            out[f"{key}_fid_half_vs_half"] = fid(f[:half], f[half:]).value
+    if "tf32" in feats:
+        a, b = feats["fp32"], feats["tf32"]
         out["tf32_vs_fp32_max_rel"] = float(np.abs(a - b).max() / np.abs(a).max())
+        if "fp32_fid_half_vs_half" in out:
+            out["tf32_fid_relative_change"] = abs(out["tf32_fid_half_vs_half"] - out["fp32_fid_half_vs_half"]) / abs(
+                out["fp32_fid_half_vs_half"]
+            )
         cpu = inception_features(images[:4], batch_size=4, device="cpu")
         out["gpu_fp32_vs_cpu_max_abs"] = float(np.abs(a[:4] - cpu).max())
         out["cpu_feature_max"] = float(np.abs(cpu).max())
-    else:
-        out.pop("fp32_features")
     return out
 
 

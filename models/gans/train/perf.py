@@ -117,6 +117,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def write_profile(fn, dev: torch.device, path: str, rows: int = 40) -> None:
+    """Run ``fn`` once under torch.profiler; write the top operators by self device (or CPU) time to ``path``."""
+    from pathlib import Path
+
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        fn()
+        _sync(dev)
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    Path(path).write_text(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60) + "\n")
+
+
 def perf_train(
     model: str,
     *,
@@ -135,8 +149,13 @@ def perf_train(
     dataset=None,
     count_flops: bool = True,
     seed: int = 0,
+    profile_path: str | None = None,
 ) -> dict[str, Any]:
-    """Time ``steps`` training iterations of ``model``; returns images/s, s/kimg, memory and FLOP figures."""
+    """Time ``steps`` training iterations of ``model``; returns images/s, s/kimg, memory and FLOP figures.
+
+    ``profile_path``: after timing, run one regulariser period under ``torch.profiler`` and write its
+    operators, sorted by device time (self), as a text table there: where the time of an iteration goes.
+    """
     if model not in MODELS:
         raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if steps < 1 or batch < 2:
@@ -203,6 +222,8 @@ def perf_train(
         stepper.iteration(feed)
     _sync(dev)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if profile_path:
+        write_profile(lambda: [stepper.iteration(feed) for _ in range(period)], dev, profile_path)
     images = steps * spec.n_critic * batch
     name, peak = device_peak(dev, amp)
     out: dict[str, Any] = {
