@@ -39,11 +39,12 @@ def make_extractor(ds: PreparedDataset, kind: str, res: int, cfg: EvalConfig, de
     if kind == "inception":
         from metrics.features.inception import inception_features
 
+        precision = "tf32" if device.type == "cuda" else "fp32"  # inception_features' default on each device
         return Extractor(
             "inception",
-            "clean-pil-bicubic-299",
+            f"clean-pil-bicubic-299-{precision}",
             lambda x: inception_features(x, device=device),
-            {"weights": "2015-12-05"},
+            {"weights": "2015-12-05", "precision": precision},
         )
     raise ValueError(f"unknown extractor {kind!r}")
 

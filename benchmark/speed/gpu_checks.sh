@@ -3,10 +3,13 @@
 # deadline, writing JSON, logs and profiles into $OUT as it goes (so a timeout still returns what finished).
 #
 #   1. stylegan_cond training, eager bf16 + channels_last: 256 px batch 32 and 64 px batch 64 (the issue's NVIDIA
-#      anchors on one H200: 6.7-6.9 and 2.3-2.5 s/kimg), the 256 px case with a torch.profiler operator table;
+#      anchors on one H200: 6.7-6.9 and 2.3-2.5 s/kimg);
 #   2. log-mel clips/s from pinned memory, and the cnn encoder's embedding of 50,000 decoded clips;
 #   3. Inception-v3 features/s on 10,000 images, fp32 and TF32, and TF32's effect on the features and on FID;
-#   4. stylegan_cond with torch.compile (64 px, then 256 px), while the deadline allows.
+#   4. the 256 px iteration split by kind (plain, R1, path length) with torch.profiler operator tables;
+#   5. 64 px in NCHW (cuDNN transposes the depthwise FIR filters out of channels_last: is NCHW faster overall?);
+#   6. stylegan_cond with torch.compile (64 px, then 256 px), while the deadline allows.
+# Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
 # On the device machine: carry .whl (../shared/tools/gpu-wheels.sh) and, since the 87 MB Inception file does not
 # fit the carry limit, a TorchScript copy stored in half precision named by COVERBENCH_INCEPTION_WEIGHTS
@@ -32,15 +35,26 @@ log="$OUT/gpu_checks.log"
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 } >>"$log" 2>&1
 
-# name | timeout (s) | command
+# name | timeout (s) | command (a case writing JSON writes $J/<name>.json; it is merged into $OUT/results.json)
+J=/tmp/gpu_checks_json
+mkdir -p "$J" "$OUT/profiles"
 cases=(
-  "sg256-eager|110|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --json $OUT/sg256-eager.json --profile $OUT/sg256-eager-profile.txt"
-  "sg64-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --json $OUT/sg64-eager.json"
-  "audio|100|benchmark/speed/bench_features.py --gpu-only --json $OUT/audio.json"
-  "inception|100|benchmark/speed/bench_fid.py --skip-fid --inception 10000 --res 256 --batch-size 256 --device cuda --json $OUT/inception.json"
-  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --compile --no-flops --json $OUT/sg64-compile.json"
-  "sg256-compile|200|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --compile --no-flops --json $OUT/sg256-compile.json"
+  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --no-flops --json $J/sg256-eager.json"
+  "sg64-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --json $J/sg64-eager.json"
+  "audio|70|benchmark/speed/bench_features.py --gpu-only --json $J/audio.json"
+  "inception|70|benchmark/speed/bench_fid.py --skip-fid --inception 10000 --res 256 --batch-size 256 --device cuda --json $J/inception.json"
+  "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
+  "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
+  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --compile --no-flops --json $J/sg64-compile.json"
+  "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --compile --no-flops --json $J/sg256-compile.json"
 )
+merge() {  # fold every case JSON written so far into $OUT/results.json
+  $PY - "$J" "$OUT/results.json" <<'PYEOF'
+import json, pathlib, sys
+src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+dst.write_text(json.dumps({p.stem: json.loads(p.read_text()) for p in sorted(src.glob("*.json"))}, indent=1))
+PYEOF
+}
 for entry in "${cases[@]}"; do
   IFS='|' read -r name limit cmd <<<"$entry"
   left=$((DEADLINE_S - ($(date +%s) - start)))
@@ -54,6 +68,7 @@ for entry in "${cases[@]}"; do
   # shellcheck disable=SC2086
   timeout --signal=TERM --kill-after=10 "$limit" $PY $cmd >>"$log" 2>&1
   echo "   rc=$? in $(($(date +%s) - t0)) s (124 = timeout)" >>"$log"
+  merge
 done
 echo "== done in $(($(date +%s) - start)) s" >>"$log"
 cat "$log"

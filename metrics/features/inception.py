@@ -170,12 +170,14 @@ def inception_features(
     images: np.ndarray | torch.Tensor | Iterable[np.ndarray | torch.Tensor],
     batch_size: int = 64,
     device: str | torch.device | None = None,
-    tf32: bool = False,
+    tf32: bool = True,
 ) -> np.ndarray:
     """(N, 2048) float32 pool features of uint8 NHWC images (an array, or an iterable of such batches).
 
-    fp32 throughout (no autocast: FID is sensitive to feature precision); channels_last on CUDA. ``tf32``
-    allows TensorFloat-32 convolutions on CUDA (faster, ~1e-3 relative feature error); off by default.
+    fp32 tensors throughout (no autocast: FID is sensitive to feature precision); channels_last on CUDA.
+    ``tf32`` (CUDA only) lets cuDNN use TensorFloat-32 for the convolutions: PyTorch's own default, so what
+    clean-fid computes on a GPU too. Measured on an H200 (BENCHMARKS.md): 2.4x the fp32 rate, features within
+    0.15 % of fp32 and FID within 2e-5 relative. ``tf32=False`` gives strict fp32.
     """
     dev = torch.device(device) if device is not None else default_device()
     net = load_inception(str(dev))
