@@ -8,7 +8,8 @@
 #   3. Inception-v3 features/s on 10,000 images, fp32 and TF32, and TF32's effect on the features and on FID;
 #   4. the 256 px iteration split by kind (plain, R1, path length) with torch.profiler operator tables;
 #   5. 64 px in NCHW (cuDNN transposes the depthwise FIR filters out of channels_last: is NCHW faster overall?);
-#   6. stylegan_cond with torch.compile (64 px, then 256 px), while the deadline allows.
+#   6. stylegan_cond with torch.compile (64 px, then 256 px), while the deadline allows;
+#   7. dcgan_cond and wgan_gp_cond at 64 px batch 256 (goal >= 5,000 images/s), last: already met on an H100.
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
 # On the device machine: carry .whl (../shared/tools/gpu-wheels.sh) and, since the 87 MB Inception file does not
@@ -47,6 +48,8 @@ cases=(
   "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
   "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --compile --no-flops --json $J/sg64-compile.json"
   "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --compile --no-flops --json $J/sg256-compile.json"
+  "dcgan_cond-64-eager|45|-m benchmark.cli.app -q perf train --model dcgan_cond --res 64 --batch 256 --steps 50 --device cuda --json $J/dcgan_cond-64-eager.json"
+  "wgan_gp_cond-64-eager|45|-m benchmark.cli.app -q perf train --model wgan_gp_cond --res 64 --batch 256 --steps 20 --device cuda --json $J/wgan_gp_cond-64-eager.json"
 )
 merge() {  # fold every case JSON written so far into $OUT/results.json
   $PY - "$J" "$OUT/results.json" <<'PYEOF'
