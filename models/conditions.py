@@ -8,7 +8,7 @@ from benchmark.data.prepared import PreparedDataset
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 
-CONDITIONS = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes")
+CONDITIONS = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn")
 
 
 def genre_onehot(ds: PreparedDataset) -> np.ndarray:

@@ -15,7 +15,13 @@ from benchmark.cli import common
 
 def encode(
     encoder: Annotated[
-        str, typer.Option("--encoder", "-e", help="genre, attributes, pca, autoencoder, rnn, cnn, a comma list, or all")
+        str,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="genre, attributes, pca, autoencoder, rnn, cnn, musicnn (pretrained; needs `pip install --no-deps "
+            "musicnn==0.1.0`), a comma list, or all (every one but musicnn)",
+        ),
     ] = "all",
     run: Annotated[str | None, typer.Option("--run", help="run folder under the runs root [config run]")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="prepared dataset [config data.name]")] = None,

@@ -21,7 +21,7 @@ def train(
     run: Annotated[str | None, typer.Option("--run", help="run folder under the runs root [config run]")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="prepared dataset [config data.name]")] = None,
     condition: Annotated[
-        str | None, typer.Option("--condition", help="genre, pca, rnn, autoencoder, cnn or attributes")
+        str | None, typer.Option("--condition", help="genre, pca, rnn, autoencoder, cnn, attributes or musicnn")
     ] = None,
     kimg: Annotated[float | None, typer.Option("--kimg", help="training length in thousands of images")] = None,
     res: Annotated[int | None, typer.Option("--res", help="resolution in px")] = None,

@@ -116,7 +116,7 @@ class EncodersConfig(Strict):
 
 GAN_NAMES = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
 GanName = Literal["dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond"]
-ConditionName = Literal["genre", "pca", "rnn", "autoencoder", "cnn", "attributes"]
+ConditionName = Literal["genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn"]
 
 
 class ModelTrainConfig(Strict):

@@ -66,13 +66,16 @@ _MODULES = {
     "autoencoder": "models.encoders.autoencoder",
     "rnn": "models.encoders.rnn",
     "cnn": "models.encoders.cnn",
+    "musicnn": "models.encoders.musicnn",
 }
-ENCODER_NAMES: tuple[str, ...] = tuple(_MODULES)
+# pretrained encoders whose weights come from an optional package: named explicitly, never part of "all"
+OPTIONAL_ENCODERS: tuple[str, ...] = ("musicnn",)
+ENCODER_NAMES: tuple[str, ...] = tuple(n for n in _MODULES if n not in OPTIONAL_ENCODERS)
 
 
 def encoder_class(name: str) -> type:
     if name not in _MODULES:
-        raise UserError(f"unknown encoder {name!r}: choose one of {', '.join(ENCODER_NAMES)} or all")
+        raise UserError(f"unknown encoder {name!r}: choose one of {', '.join(_MODULES)} or all")
     if name not in _REGISTRY:
         import importlib
 

@@ -21,7 +21,7 @@ from benchmark.config.schema import Config
 from benchmark.data.prepared import PreparedDataset, write_json_atomic
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
-from models.encoders.base import ENCODER_NAMES, encoder_class
+from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, encoder_class
 from models.encoders.evaluate import evaluate_embeddings
 from models.encoders.train_utils import resolve_device
 
@@ -39,7 +39,7 @@ def resolve_names(names: str | Sequence[str]) -> list[str]:
         return list(ENCODER_NAMES)
     for n in flat:
         encoder_class(n)  # raises UserError for unknown names
-    return [n for n in ENCODER_NAMES if n in flat]
+    return [n for n in (*ENCODER_NAMES, *OPTIONAL_ENCODERS) if n in flat]
 
 
 def write_embeddings(path: Path, ds: PreparedDataset, x: np.ndarray) -> Path:
