@@ -3,24 +3,25 @@
 # deadline, writing JSON, logs and profiles into $OUT as it goes (so a timeout still returns what finished).
 #
 #   1. stylegan_cond training, eager bf16 + channels_last: 256 px batch 32 and 64 px batch 64 (the issue's NVIDIA
-#      anchors on one H200: 6.7-6.9 and 2.3-2.5 s/kimg);
-#   2. log-mel clips/s from pinned memory, and the cnn encoder's embedding of 50,000 decoded clips;
-#   3. Inception-v3 features/s on 10,000 images, fp32 and TF32, and TF32's effect on the features and on FID;
-#   4. the 256 px iteration split by kind (plain, R1, path length) with torch.profiler operator tables;
-#   5. 64 px in NCHW (cuDNN transposes the depthwise FIR filters out of channels_last: is NCHW faster overall?);
-#   6. stylegan_cond with torch.compile (64 px, then 256 px), while the deadline allows;
-#   7. dcgan_cond and wgan_gp_cond at 64 px batch 256 (goal >= 5,000 images/s), last: already met on an H100.
+#      anchors on one H200: 6.7-6.9 and 2.3-2.5 s/kimg), and the 256 px iteration split by kind (plain, R1,
+#      path length) with torch.profiler operator tables;
+#   2. experiments against cuDNN's layout transposes around the depthwise FIR filters: the model in NCHW, and
+#      fir_impl=blend (separable elementwise FIR that stays channels_last), eager and compiled;
+#   3. torch.compile baselines (64 px, then 256 px);
+#   4. log-mel clips/s and the cnn embedding of 50,000 clips; Inception fp32/TF32 and TF32's effect on FID;
+#   5. dcgan_cond and wgan_gp_cond at 64 px batch 256 (goal >= 5,000 images/s).
+# Cases run in this order while the deadline allows (the later ones were measured in an earlier session).
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
 # On the device machine: carry .whl (../shared/tools/gpu-wheels.sh) and, since the 87 MB Inception file does not
 # fit the carry limit, a TorchScript copy stored in half precision named by COVERBENCH_INCEPTION_WEIGHTS
 # (features are computed in fp32 either way; the half-precision weights only round the weights).
-#   OUT=/some/dir DEADLINE_S=480 bash benchmark/speed/gpu_checks.sh
+#   OUT=/some/dir DEADLINE_S=540 bash benchmark/speed/gpu_checks.sh
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-/tmp/gpu_checks_out}
-DEADLINE_S=${DEADLINE_S:-480}
+DEADLINE_S=${DEADLINE_S:-540}
 mkdir -p "$OUT"
 if [ -d .whl ] && ! $PY -c "import librosa, pydantic" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
@@ -40,14 +41,17 @@ log="$OUT/gpu_checks.log"
 J=/tmp/gpu_checks_json
 mkdir -p "$J" "$OUT/profiles"
 cases=(
-  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --no-flops --json $J/sg256-eager.json"
-  "sg64-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --json $J/sg64-eager.json"
+  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --no-flops --json $J/sg256-eager.json"
+  "sg64-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --json $J/sg64-eager.json"
+  "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
+  "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
+  "sg64-eager-blend|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam fir_impl=blend --no-flops --json $J/sg64-eager-blend.json"
+  "sg256-eager-blend|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"
+  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --no-flops --json $J/sg64-compile.json"
+  "sg64-compile-blend|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --hparam fir_impl=blend --no-flops --json $J/sg64-compile-blend.json"
+  "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --compile --no-flops --json $J/sg256-compile.json"
   "audio|70|benchmark/speed/bench_features.py --gpu-only --json $J/audio.json"
   "inception|70|benchmark/speed/bench_fid.py --skip-fid --inception 10000 --res 256 --batch-size 256 --device cuda --json $J/inception.json"
-  "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
-  "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
-  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --res 64 --batch 64 --steps 48 --device cuda --compile --no-flops --json $J/sg64-compile.json"
-  "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --res 256 --batch 32 --steps 32 --device cuda --compile --no-flops --json $J/sg256-compile.json"
   "dcgan_cond-64-eager|45|-m benchmark.cli.app -q perf train --model dcgan_cond --res 64 --batch 256 --steps 50 --device cuda --json $J/dcgan_cond-64-eager.json"
   "wgan_gp_cond-64-eager|45|-m benchmark.cli.app -q perf train --model wgan_gp_cond --res 64 --batch 256 --steps 20 --device cuda --json $J/wgan_gp_cond-64-eager.json"
 )

@@ -46,13 +46,13 @@ class EqualConv2d(nn.Module):
     """Plain conv with equalised lr, optional FIR down-sampling by 2 (blur, then stride-2 conv) and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int, *, bias: bool = True, activation: bool = False,
-                 down: bool = False):
+                 down: bool = False, fir_impl: str = "conv"):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
         self.w_gain = 1.0 / math.sqrt(cin * kernel * kernel)
         self.kernel, self.down, self.activation = kernel, down, activation
-        self.register_buffer("fir", fir_kernel(), persistent=False)
+        attach_fir(self, fir_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.weight * self.w_gain).to(x.dtype)
@@ -125,9 +125,43 @@ class _FirConvT(torch.autograd.Function):
         return _FirConv.apply(gy, f, stride, padding), None, None, None, None
 
 
-def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
-    """Depthwise correlation with f after zero padding of ``pad`` pixels on every side."""
+FIR_IMPLS = ("conv", "blend")
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+def attach_fir(module: nn.Module, impl: str = "conv") -> None:
+    """Give ``module`` its FIR filter as ``module.fir``: a kernel buffer ("conv") or the 1-D taps ("blend")."""
+    if impl not in FIR_IMPLS:
+        raise ValueError(f"fir_impl must be one of {', '.join(FIR_IMPLS)}, got {impl!r}")
+    if impl == "conv":
+        module.register_buffer("fir", fir_kernel(FIR_TAPS), persistent=False)
+    else:
+        module.fir = FIR_TAPS
+
+
+def fir_filter(x: torch.Tensor, f: torch.Tensor | tuple[float, ...], pad: int, gain: float = 1.0) -> torch.Tensor:
+    """Correlation with the separable low-pass filter after zero padding of ``pad`` pixels on every side.
+
+    ``f`` a 2-D kernel tensor: one depthwise convolution (cuDNN). ``f`` a tuple of 1-D taps: the same filter as
+    per-axis weighted sums of shifted slices, elementwise ops that keep channels_last and that torch.compile
+    fuses (an experiment against cuDNN's layout transposes around depthwise convolutions; see BENCHMARKS.md).
+    """
+    if isinstance(f, tuple):
+        return _fir_blend(x, f, pad, gain)
     return _FirConv.apply(x, f * gain, 1, pad)
+
+
+def _fir_blend(x: torch.Tensor, taps: tuple[float, ...], pad: int, gain: float) -> torch.Tensor:
+    total = sum(taps)
+    b = [t / total * math.sqrt(gain) for t in taps]
+    for dim in (-1, -2):
+        xp = F.pad(x, (pad, pad) if dim == -1 else (0, 0, pad, pad))
+        n = xp.shape[dim] - len(b) + 1
+        y = xp.narrow(dim, 0, n) * b[0]
+        for k in range(1, len(b)):
+            y = y.add(xp.narrow(dim, k, n), alpha=b[k])
+        x = y
+    return x
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -147,7 +181,8 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     up: bool = False, fir: torch.Tensor | None = None, fused: bool = False) -> torch.Tensor:
+                     up: bool = False, fir: torch.Tensor | tuple[float, ...] | None = None,
+                     fused: bool = False) -> torch.Tensor:
     """StyleGAN2 modulated convolution: per-sample weights w'[n,o,i] = w[o,i] * s[n,i], optionally demodulated.
 
     x: (N, Cin, H, W); weight: (Cout, Cin, k, k) already scaled; styles: (N, Cin).

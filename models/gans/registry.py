@@ -21,6 +21,7 @@ from benchmark.errors import UserError
 from .ada import AdaptiveAugment
 from .dcgan import build_dcgan
 from .diffaugment import DiffAugment
+from .layers import FIR_IMPLS
 from .losses import BCELoss, GanLoss, StyleGANLoss, WassersteinGPLoss
 from .stylegan import StyleDiscriminator, StyleGenerator
 from .wgan_gp import build_wgan_gp
@@ -82,7 +83,7 @@ _FAMILY_KEYS = {
                 "n_critic": 5, "drift": 0.0},
     "stylegan": {"z_dim": None, "w_dim": None, "mapping_layers": None, "channel_base": None, "channel_max": None,
                  "fused": False, "r1_gamma": None, "r1_every": 16, "pl_weight": None, "pl_every": 4,
-                 "style_mix_prob": 0.9, "mbstd_group": 4},
+                 "style_mix_prob": 0.9, "mbstd_group": 4, "fir_impl": "conv"},
 }
 
 
@@ -139,6 +140,8 @@ def build_gan(name: str, *, res: int, cond_dim: int = 0, size: Literal["tiny", "
     else:
         if res < 8 or res > 1024 or 2 ** int(math.log2(res)) != res:
             raise UserError(f"StyleGAN resolution must be a power of two from 8 to 1024, got {res}")
+        if h["fir_impl"] not in FIR_IMPLS:
+            raise UserError(f"fir_impl must be one of {', '.join(FIR_IMPLS)}, got {h['fir_impl']!r}")
         z_dim = h["z_dim"] or (64 if tiny else 512)
         w_dim = h["w_dim"] or (64 if tiny else 512)
         h.update(z_dim=z_dim, w_dim=w_dim,
@@ -148,9 +151,10 @@ def build_gan(name: str, *, res: int, cond_dim: int = 0, size: Literal["tiny", "
                  r1_gamma=h["r1_gamma"] if h["r1_gamma"] is not None else 0.0002 * res**2 / h["batch"],
                  pl_weight=h["pl_weight"] if h["pl_weight"] is not None else (0.0 if tiny else 2.0))
         G = StyleGenerator(res=res, z_dim=z_dim, w_dim=w_dim, cond_dim=cond_dim, mapping_layers=h["mapping_layers"],
-                           channel_base=h["channel_base"], channel_max=h["channel_max"], fused=h["fused"])
+                           channel_base=h["channel_base"], channel_max=h["channel_max"], fused=h["fused"],
+                           fir_impl=h["fir_impl"])
         D = StyleDiscriminator(res=res, cond_dim=cond_dim, channel_base=h["channel_base"],
-                               channel_max=h["channel_max"], mbstd_group=h["mbstd_group"])
+                               channel_max=h["channel_max"], mbstd_group=h["mbstd_group"], fir_impl=h["fir_impl"])
         loss = StyleGANLoss(z_dim=z_dim, augment=augment, ada=ada, g_kwargs={"style_mix_prob": h["style_mix_prob"]},
                             r1_gamma=h["r1_gamma"], r1_every=h["r1_every"], pl_weight=h["pl_weight"],
                             pl_every=h["pl_every"])

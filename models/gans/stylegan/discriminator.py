@@ -31,11 +31,11 @@ def minibatch_std(x: torch.Tensor, group_size: int = 4, num_channels: int = 1) -
 class DiscriminatorBlock(nn.Module):
     """conv3x3 -> conv3x3 with FIR down-sampling, plus a 1x1 down-sampled skip; sum scaled by sqrt(1/2)."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, fir_impl: str = "conv"):
         super().__init__()
         self.conv0 = EqualConv2d(cin, cin, 3, activation=True)
-        self.conv1 = EqualConv2d(cin, cout, 3, activation=True, down=True)
-        self.skip = EqualConv2d(cin, cout, 1, bias=False, down=True)
+        self.conv1 = EqualConv2d(cin, cout, 3, activation=True, down=True, fir_impl=fir_impl)
+        self.skip = EqualConv2d(cin, cout, 1, bias=False, down=True, fir_impl=fir_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
@@ -45,7 +45,7 @@ class StyleDiscriminator(nn.Module):
     """D(x, c) -> logits (N,). Conditioning: logit += <embed(c), h> / sqrt(dim) on the penultimate features h."""
 
     def __init__(self, *, res: int, cond_dim: int = 0, channel_base: int = 16384, channel_max: int = 512,
-                 channels: int = 3, mbstd_group: int = 4):
+                 channels: int = 3, mbstd_group: int = 4, fir_impl: str = "conv"):
         super().__init__()
         log2 = int(math.log2(res))
         if res < 8 or 2**log2 != res:
@@ -56,7 +56,9 @@ class StyleDiscriminator(nn.Module):
             return channels_at(r, channel_base, channel_max)
 
         self.fromrgb = EqualConv2d(channels, ch(res), 1, activation=True)
-        self.blocks = nn.Sequential(*[DiscriminatorBlock(ch(2**i), ch(2 ** (i - 1))) for i in range(log2, 2, -1)])
+        self.blocks = nn.Sequential(
+            *[DiscriminatorBlock(ch(2**i), ch(2 ** (i - 1)), fir_impl) for i in range(log2, 2, -1)]
+        )
         c4 = ch(4)
         self.conv = EqualConv2d(c4 + 1, c4, 3, activation=True)
         self.fc = EqualLinear(c4 * 16, c4, activation=True)

@@ -17,11 +17,12 @@ class StyleGenerator(nn.Module):
     """G(z, c) -> images (N, 3, res, res), roughly in [-1, 1] (not clamped)."""
 
     def __init__(self, *, res: int, z_dim: int = 512, w_dim: int = 512, cond_dim: int = 0, mapping_layers: int = 8,
-                 channel_base: int = 16384, channel_max: int = 512, channels: int = 3, fused: bool = False):
+                 channel_base: int = 16384, channel_max: int = 512, channels: int = 3, fused: bool = False,
+                 fir_impl: str = "conv"):
         super().__init__()
         self.res, self.z_dim, self.w_dim, self.cond_dim = res, z_dim, w_dim, cond_dim
         self.synthesis = SynthesisNetwork(res=res, w_dim=w_dim, channel_base=channel_base, channel_max=channel_max,
-                                          channels=channels, fused=fused)
+                                          channels=channels, fused=fused, fir_impl=fir_impl)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, w_dim=w_dim, cond_dim=cond_dim, layers=mapping_layers)
 

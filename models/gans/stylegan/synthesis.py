@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ..layers import EqualLinear, fir_kernel, lrelu_gain, modulated_conv2d, upsample2d
+from ..layers import EqualLinear, attach_fir, fir_kernel, lrelu_gain, modulated_conv2d, upsample2d
 
 
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
@@ -23,7 +23,7 @@ class SynthesisLayer(nn.Module):
     """Modulated conv + noise + bias + lrelu. up=True doubles the resolution."""
 
     def __init__(self, cin: int, cout: int, *, w_dim: int, res: int, up: bool = False, kernel: int = 3,
-                 fused: bool = False):
+                 fused: bool = False, fir_impl: str = "conv"):
         super().__init__()
         self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
@@ -31,7 +31,7 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(res, res))
-        self.register_buffer("fir", fir_kernel(), persistent=False)
+        attach_fir(self, fir_impl)
         self.up, self.res, self.fused = up, res, fused
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
@@ -70,14 +70,15 @@ class ToRGB(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: (const | up-conv) + conv + to-RGB; consumes num_conv + 1 w's (to-RGB shares the next)."""
 
-    def __init__(self, cin: int, cout: int, *, res: int, w_dim: int, channels: int, fused: bool):
+    def __init__(self, cin: int, cout: int, *, res: int, w_dim: int, channels: int, fused: bool,
+                 fir_impl: str = "conv"):
         super().__init__()
         self.first = res == 4
         if self.first:
             self.const = nn.Parameter(torch.randn(cout, 4, 4))
         else:
-            self.conv0 = SynthesisLayer(cin, cout, w_dim=w_dim, res=res, up=True, fused=fused)
-        self.conv1 = SynthesisLayer(cout, cout, w_dim=w_dim, res=res, fused=fused)
+            self.conv0 = SynthesisLayer(cin, cout, w_dim=w_dim, res=res, up=True, fused=fused, fir_impl=fir_impl)
+        self.conv1 = SynthesisLayer(cout, cout, w_dim=w_dim, res=res, fused=fused, fir_impl=fir_impl)
         self.torgb = ToRGB(cout, channels, w_dim=w_dim, fused=fused)
         self.num_conv = 1 if self.first else 2
         self.register_buffer("fir", fir_kernel(), persistent=False)
@@ -99,7 +100,7 @@ class SynthesisNetwork(nn.Module):
     """ws (N, num_ws, w_dim) -> image (N, channels, res, res)."""
 
     def __init__(self, *, res: int, w_dim: int, channel_base: int, channel_max: int, channels: int = 3,
-                 fused: bool = False):
+                 fused: bool = False, fir_impl: str = "conv"):
         super().__init__()
         log2 = int(math.log2(res))
         if res < 8 or 2**log2 != res:
@@ -111,7 +112,7 @@ class SynthesisNetwork(nn.Module):
         cin = 0
         for r in self.block_res:
             cout = channels_at(r, channel_base, channel_max)
-            block = SynthesisBlock(cin, cout, res=r, w_dim=w_dim, channels=channels, fused=fused)
+            block = SynthesisBlock(cin, cout, res=r, w_dim=w_dim, channels=channels, fused=fused, fir_impl=fir_impl)
             self.blocks.append(block)
             self.num_ws += block.num_conv
             cin = cout
