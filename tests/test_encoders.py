@@ -52,7 +52,9 @@ def synth_track(g: int, rng: np.random.Generator, seconds: float = 2.0) -> np.nd
     return wave.astype(np.float32)
 
 
-def make_world(root: Path, per_genre: int = 12, seconds: float = 1.5, seed: int = 0) -> PreparedDataset:
+def make_world(root: Path, per_genre: int = 12, seconds: float = 1.5, seed: int = 0,
+               unlabelled_every: int = 0) -> PreparedDataset:
+    """The encoder test world; ``unlabelled_every`` k > 0 drops the genre of every k-th track."""
     rng = np.random.default_rng(seed)
     n = per_genre * len(GENRES)
     w = DatasetWriter(paths.DatasetPaths(root), n, [32], int(seconds * SR), SR, force=True)
@@ -61,7 +63,8 @@ def make_world(root: Path, per_genre: int = 12, seconds: float = 1.5, seed: int 
         g = i % len(GENRES)
         w.put(i, {32: np.zeros((32, 32, 3), np.uint8)}, synth_track(g, rng, seconds))
         attrs = {a: float(rng.normal(g, 1.0)) for a in ATTRIBUTES}  # attributes weakly carry genre too
-        rows.append({**attrs, "track_id": f"t{i:04d}", "artist_id": f"a{i:04d}", "genre": GENRES[g]})
+        genre = None if unlabelled_every and i % unlabelled_every == 0 else GENRES[g]
+        rows.append({**attrs, "track_id": f"t{i:04d}", "artist_id": f"a{i:04d}", "genre": genre})
     split = SplitConfig(train=0.6, val=0.15, test=0.25, seed=seed)
     w.finish(pd.DataFrame(rows), kind="test", source={"test": True}, split=split, genres=list(GENRES))
     return PreparedDataset(paths.DatasetPaths(root))
@@ -146,6 +149,36 @@ def test_trained_encoders_are_deterministic(world, cfg, encoded, name):
     tr, va = world.split_rows("train"), world.split_rows("val")
     a = encoder_class(name)(ecfg, "cpu").fit(world, tr, va, ecfg).encode(world)
     np.testing.assert_array_equal(a, load_embeddings(run, name, world))
+
+
+def test_rnn_trains_as_a_sequence_autoencoder_on_tracks_without_genre(cfg, tmp_path):
+    """Unlabelled training tracks join the rnn's training through reconstruction; weight 0 leaves them out."""
+    ds = make_world(tmp_path / "half", unlabelled_every=2)
+    tr, va = ds.split_rows("train"), ds.split_rows("val")
+    n_unl = int((ds.genre_idx[tr] < 0).sum())
+    assert 0 < n_unl < len(tr)
+    ecfg = cfg.encoders.model_copy(update={"epochs": 8})
+    enc = encoder_class("rnn")(ecfg, "cpu").fit(ds, tr, va, ecfg)
+    assert enc.decoder and enc.history["unlabelled_train_tracks"] == n_unl
+    x = enc.encode(ds)
+    assert x.shape == (len(ds), ecfg.dim) and np.isfinite(x).all()
+    # training lowered the reconstruction error of the unlabelled tracks below a fresh network's
+    unl = tr[ds.genre_idx[tr] < 0]
+    frames = enc._frames(ds)
+    fresh = encoder_class("rnn")(ecfg, "cpu")
+    fresh.decoder = True
+    net0 = fresh.build(ecfg, len(ds.genres))
+    net0.frames.load_state_dict(enc.net.frames.state_dict())  # same input standardisation
+    with torch.no_grad():
+        trained, untrained = (float(n.eval().reconstruction_error(frames(unl)).mean()) for n in (enc.net, net0))
+    assert trained < 0.9 * untrained
+    # save/load keeps the decoder; weight 0 trains the plain classifier on labelled tracks only
+    enc.save(tmp_path / "rnn")
+    np.testing.assert_array_equal(load_encoder(tmp_path / "rnn").encode(ds), x)
+    plain_cfg = ecfg.model_copy(update={"rnn_recon_weight": 0.0})
+    plain = encoder_class("rnn")(plain_cfg, "cpu").fit(ds, tr, va, plain_cfg)
+    assert not plain.decoder and plain.history["unlabelled_train_tracks"] == 0
+    assert not hasattr(plain.net, "decoder")
 
 
 def test_seed_changes_the_encoder(world, cfg, encoded):

@@ -107,6 +107,10 @@ class EncodersConfig(Strict):
     n_mfcc: int = Field(20, ge=2, le=128, description="MFCCs (+ deltas) per frame for the rnn")
     frame_pool: int = Field(4, ge=1, le=64, description="rnn: average this many frames into one step")
     rnn_hidden: int = Field(64, ge=4)
+    rnn_recon_weight: float = Field(
+        1.0, ge=0.0, description="rnn: weight of the sequence-autoencoder loss on training tracks without a genre "
+        "(0: use labelled tracks only)"
+    )
     cnn_channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
     ae_hidden: list[int] = Field(default_factory=lambda: [256, 128])
     cache_mb: int = Field(2048, ge=0, description="keep log-mels in memory when they fit, else recompute")

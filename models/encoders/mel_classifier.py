@@ -23,6 +23,9 @@ class MelGenreEncoder:
 
     name: str
     encode_batch: int | None = None  # None: cfg.batch_size
+    # subclasses whose network can reconstruct its input set this: tracks without a genre then train it as a
+    # sequence autoencoder (``reconstruction_weight`` > 0) instead of being left out
+    semi_supervised: bool = False
 
     def __init__(self, cfg: EncodersConfig | None = None, device: str | None = None):
         self.cfg = cfg or EncodersConfig()
@@ -30,6 +33,7 @@ class MelGenreEncoder:
         self.net: nn.Module | None = None
         self.history: dict = {}
         self.n_classes = 0
+        self.decoder = False  # whether the network was built with (and trained through) a reconstruction decoder
 
     # -- what a subclass provides
     def build(self, cfg: EncodersConfig, n_classes: int) -> nn.Module:
@@ -38,6 +42,9 @@ class MelGenreEncoder:
     def standardise(self, net: nn.Module, frames: LogMelFrames, train_rows: np.ndarray) -> None:
         """Fit the network's input standardisation on the training rows."""
         raise NotImplementedError
+
+    def reconstruction_weight(self, cfg: EncodersConfig) -> float:
+        return 0.0
 
     # -- shared
     @property
@@ -49,9 +56,14 @@ class MelGenreEncoder:
 
     def fit(self, ds: PreparedDataset, train_rows, val_rows, cfg: EncodersConfig | None = None):
         self.cfg = cfg = cfg or self.cfg
-        train_rows, val_rows = labelled(ds, train_rows), labelled(ds, val_rows)
-        if len(train_rows) < 2:
-            raise UserError(f"{self.name} needs labelled training tracks; dataset {ds.name!r} has {len(train_rows)}")
+        weight = self.reconstruction_weight(cfg) if self.semi_supervised else 0.0
+        train_rows, val_rows = np.asarray(train_rows, np.int64), np.asarray(val_rows, np.int64)
+        n_lab = len(labelled(ds, train_rows))
+        self.decoder = weight > 0 and n_lab < len(train_rows)
+        if not self.decoder:  # classifier only: tracks without a genre cannot take part
+            train_rows, val_rows = labelled(ds, train_rows), labelled(ds, val_rows)
+        if n_lab < 2 and not self.decoder:
+            raise UserError(f"{self.name} needs labelled training tracks; dataset {ds.name!r} has {n_lab}")
         frames = self._frames(ds)
         labels = torch.from_numpy(ds.genre_idx.copy()).to(self.device)
         self.n_classes = len(ds.genres)
@@ -60,10 +72,22 @@ class MelGenreEncoder:
             self.standardise(net, frames, train_rows)
 
             def loss(rows: np.ndarray):
-                logits = net(frames(rows))
-                return nn.functional.cross_entropy(logits, labels[torch.from_numpy(rows).to(self.device)]), len(rows)
+                mel = frames(rows)
+                y = labels[torch.from_numpy(rows).to(self.device)]
+                has = y >= 0
+                if not self.decoder:
+                    return nn.functional.cross_entropy(net(mel), y), len(rows)
+                # labelled tracks: genre cross-entropy; the others: sequence reconstruction (mean over the batch)
+                total = mel.new_zeros(())
+                if bool(has.any()):
+                    ce = nn.functional.cross_entropy(net(mel[has]), y[has], reduction="sum")
+                    total = total + ce
+                if not bool(has.all()):
+                    total = total + weight * net.reconstruction_error(mel[~has]).sum()
+                return total / len(rows), len(rows)
 
             self.history = fit_loop(net, train_rows, val_rows, loss, cfg, gen, self.name)
+            self.history["unlabelled_train_tracks"] = int(len(train_rows) - n_lab)
         self.net = net
         return self
 
@@ -76,7 +100,8 @@ class MelGenreEncoder:
         return embed_rows(lambda r: self.net.embedding(frames(r)), check_rows(ds, rows), batch)
 
     def save(self, directory: str | Path) -> Path:
-        meta = {"dim": self.dim, "n_classes": self.n_classes, "cfg": self.cfg.model_dump(), "history": self.history}
+        meta = {"dim": self.dim, "n_classes": self.n_classes, "cfg": self.cfg.model_dump(), "history": self.history,
+                "decoder": self.decoder}
         return write_state(directory, self.name, {"net": self.net.state_dict()}, meta)
 
     @classmethod
@@ -85,6 +110,7 @@ class MelGenreEncoder:
         meta = st["meta"]
         enc = cls(EncodersConfig(**meta["cfg"]), device)
         enc.n_classes = meta["n_classes"]
+        enc.decoder = bool(meta.get("decoder", False))
         enc.net = enc.build(enc.cfg, enc.n_classes)
         enc.net.load_state_dict(st["tensors"]["net"])
         enc.net.to(enc.device).eval()
