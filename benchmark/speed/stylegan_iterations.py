@@ -21,8 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.gans.registry import build_gan  # noqa: E402
-from models.gans.train.perf import _device_batches, _sync, regulariser_period, write_profile  # noqa: E402
+from models.gans.train.perf import _sync, bench_stepper, write_profile  # noqa: E402
 from models.gans.train.step import Stepper  # noqa: E402
 
 
@@ -45,23 +44,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="folder for the operator tables")
     args = ap.parse_args()
-    dev = torch.device(args.device)
+    b = bench_stepper(args.model, res=args.res, batch=args.batch, size=args.size, device=args.device)
+    stepper, feed, dev, period, spec = b.stepper, b.feed, b.device, b.period, b.spec
     cuda = dev.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(0)
-    cdim = 8 if args.model.endswith("_cond") else 0
-    spec = build_gan(args.model, res=args.res, cond_dim=cdim, size=args.size, batch=args.batch)
-    G, D = spec.G.to(dev), spec.D.to(dev)
-    if cuda:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = spec.make_G_ema().to(dev)
-    opt_G, opt_D = spec.make_optimizers()
-    stepper = Stepper(spec, G, D, opt_G, opt_D, batch=args.batch, local_batch=args.batch, G_ema=G_ema, amp=cuda,
-                      max_nonfinite=10**9)
-    feed = _device_batches(4, args.batch, args.res, cdim, dev, cuda)
-    period = regulariser_period(spec)
     t0 = time.perf_counter()
     for _ in range(period + 2):
         stepper.iteration(feed)

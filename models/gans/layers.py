@@ -70,7 +70,10 @@ class EqualConv2d(nn.Module):
 # ----------------------------------------------------------------------------------------------- FIR filters
 
 
-def fir_kernel(taps: tuple[float, ...] = (1.0, 3.0, 3.0, 1.0)) -> torch.Tensor:
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)  # the StyleGAN2 low-pass
+
+
+def fir_kernel(taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
     """Separable 2-D low-pass filter from 1-D taps, normalised to sum 1."""
     f = torch.tensor(taps, dtype=torch.float32)
     f = torch.outer(f, f)
@@ -126,7 +129,6 @@ class _FirConvT(torch.autograd.Function):
 
 
 FIR_IMPLS = ("conv", "blend")
-FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
 
 def attach_fir(module: nn.Module, impl: str = "conv") -> None:
@@ -134,7 +136,7 @@ def attach_fir(module: nn.Module, impl: str = "conv") -> None:
     if impl not in FIR_IMPLS:
         raise ValueError(f"fir_impl must be one of {', '.join(FIR_IMPLS)}, got {impl!r}")
     if impl == "conv":
-        module.register_buffer("fir", fir_kernel(FIR_TAPS), persistent=False)
+        module.register_buffer("fir", fir_kernel(), persistent=False)
     else:
         module.fir = FIR_TAPS
 

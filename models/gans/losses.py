@@ -141,6 +141,15 @@ class GanLoss:
         if self.ada is not None and "ada" in state:
             self.ada.load_state_dict(state["ada"])
 
+    def _real_fake_logits(self, G, D, real, c) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fakes made under no_grad, D logits on reals, D logits on fakes); ADA sees the real logits."""
+        with torch.no_grad():
+            fake = self.run_G(G, c, real.shape[0])
+        lr, lf = self.run_D(D, real, c), self.run_D(D, fake, c)
+        if self.ada is not None:
+            self.ada.observe(lr)
+        return fake, lr, lf
+
     def d_step(self, G, D, real, c, *, step: int = 0) -> tuple[torch.Tensor, Stats]:
         raise NotImplementedError
 
@@ -161,11 +170,7 @@ class BCELoss(GanLoss):
     """DCGAN: D minimises BCE-with-logits (real=1, fake=0); G the non-saturating BCE(D(G(z)), 1)."""
 
     def d_step(self, G, D, real, c, *, step: int = 0):
-        with torch.no_grad():
-            fake = self.run_G(G, c, real.shape[0])
-        lr, lf = self.run_D(D, real, c), self.run_D(D, fake, c)
-        if self.ada is not None:
-            self.ada.observe(lr)
+        _, lr, lf = self._real_fake_logits(G, D, real, c)
         loss = F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) + \
             F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
         return loss, {"loss/D": loss.detach(), "D/real": lr.detach().mean(), "D/fake": lf.detach().mean(),
@@ -185,11 +190,7 @@ class WassersteinGPLoss(GanLoss):
     drift: float = 0.0
 
     def d_step(self, G, D, real, c, *, step: int = 0):
-        with torch.no_grad():
-            fake = self.run_G(G, c, real.shape[0])
-        lr, lf = self.run_D(D, real, c), self.run_D(D, fake, c)
-        if self.ada is not None:
-            self.ada.observe(lr)
+        fake, lr, lf = self._real_fake_logits(G, D, real, c)
         gp, gnorm = gradient_penalty(D, real, fake, c, self._aug_fn())
         wdist = lr.mean() - lf.mean()
         loss = -wdist + self.gp_weight * gp

@@ -131,6 +131,64 @@ def write_profile(fn, dev: torch.device, path: str, rows: int = 40) -> None:
     Path(path).write_text(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60) + "\n")
 
 
+@dataclasses.dataclass
+class BenchStepper:
+    """A model ready to time: its spec, the engine's Stepper, an endless feed of on-device batches."""
+
+    spec: Any
+    stepper: Stepper
+    feed: Iterator[Batch]
+    device: torch.device
+    channels_last: bool
+    period: int  # iterations after which the lazy-regulariser pattern repeats
+
+
+def bench_stepper(
+    model: str,
+    *,
+    res: int,
+    batch: int,
+    size: str = "full",
+    device: str = "auto",
+    amp: bool = True,
+    channels_last: bool = True,
+    compile: bool = False,
+    compile_mode: str | None = None,
+    cond_dim: int = 8,
+    hparams: dict[str, Any] | None = None,
+    dataset=None,
+    seed: int = 0,
+) -> BenchStepper:
+    """Build ``model`` as ``bench perf train`` times it (bf16, channels_last and compile apply on CUDA only)."""
+    if model not in MODELS:
+        raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if batch < 2:
+        raise UserError("--batch must be >= 2")
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda requested but CUDA is not available")
+    on_cuda = dev.type == "cuda"
+    amp, channels_last, compile = amp and on_cuda, channels_last and on_cuda, compile and on_cuda
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(seed)
+    cdim = cond_dim if model.endswith("_cond") else 0
+    hp = dict(hparams or {})
+    hp.setdefault("batch", batch)
+    spec = build_gan(model, res=res, cond_dim=cdim, size=size, **hp)
+    G, D = spec.G.to(dev), spec.D.to(dev)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G_ema = spec.make_G_ema().to(dev) if spec.has_ema else None
+    opt_G, opt_D = spec.make_optimizers()
+    stepper = Stepper(spec, G, D, opt_G, opt_D, batch=batch, local_batch=batch, G_ema=G_ema, amp=amp,
+                      max_nonfinite=10**9, compile=compile, compile_mode=compile_mode)
+    feed = _device_batches(4, batch, res, cdim, dev, channels_last, dataset)
+    return BenchStepper(spec, stepper, feed, dev, channels_last, regulariser_period(spec))
+
+
 def perf_train(
     model: str,
     *,
@@ -156,47 +214,16 @@ def perf_train(
     ``profile_path``: after timing, run one regulariser period under ``torch.profiler`` and write its
     operators, sorted by device time (self), as a text table there: where the time of an iteration goes.
     """
-    if model not in MODELS:
-        raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if steps < 1 or batch < 2:
-        raise UserError("--steps must be >= 1 and --batch >= 2")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda requested but CUDA is not available")
-    on_cuda = dev.type == "cuda"
-    amp, channels_last, compile = amp and on_cuda, channels_last and on_cuda, compile and on_cuda
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(seed)
-    cdim = cond_dim if model.endswith("_cond") else 0
-    hp = dict(hparams or {})
-    hp.setdefault("batch", batch)
-    spec = build_gan(model, res=res, cond_dim=cdim, size=size, **hp)
-    G, D = spec.G.to(dev), spec.D.to(dev)
-    if channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = spec.make_G_ema().to(dev) if spec.has_ema else None
-    opt_G, opt_D = spec.make_optimizers()
-    period = regulariser_period(spec)
+    if steps < 1:
+        raise UserError("--steps must be >= 1")
+    b = bench_stepper(model, res=res, batch=batch, size=size, device=device, amp=amp, channels_last=channels_last,
+                      compile=compile, compile_mode=compile_mode, cond_dim=cond_dim, hparams=hparams,
+                      dataset=dataset, seed=seed)
+    spec, stepper, feed, dev, period = b.spec, b.stepper, b.feed, b.device, b.period
+    amp, channels_last, compile = stepper.amp, b.channels_last, stepper.compile
+    G, D, cdim = stepper.G, stepper.D, spec.cond_dim
     steps = int(math.ceil(steps / period) * period)
     warmup = period + 2 if warmup is None else warmup
-    feed = _device_batches(4, batch, res, cdim, dev, channels_last, dataset)
-    stepper = Stepper(
-        spec,
-        G,
-        D,
-        opt_G,
-        opt_D,
-        batch=batch,
-        local_batch=batch,
-        G_ema=G_ema,
-        amp=amp,
-        max_nonfinite=10**9,
-        compile=compile,
-        compile_mode=compile_mode,
-    )
 
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -213,7 +240,7 @@ def perf_train(
         flops = fc.total / period
         _sync(dev)
 
-    if on_cuda:
+    if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     nonfinite0 = stepper.counters["nonfinite"]
     _sync(dev)
