@@ -100,3 +100,14 @@ def test_features_refuse_non_uint8():
         inc.inception_features(np.zeros((1, 32, 32, 3), dtype=np.float32), device="cpu")
     with pytest.raises(UserError, match="N, H, W, 3"):
         inc.inception_features(np.zeros((1, 3, 32, 32), dtype=np.uint8), device="cpu")
+
+
+def test_inception_precision_is_part_of_the_cache_key():
+    """CUDA runs use TF32 convolutions, CPU runs fp32: their cached real features must never be mixed."""
+    from benchmark.config.schema import EvalConfig
+    from benchmark.pipeline.extractors import make_extractor
+
+    cpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cpu"))
+    gpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cuda"))  # built, never run
+    assert cpu.preprocessing != gpu.preprocessing
+    assert (cpu.info["precision"], gpu.info["precision"]) == ("fp32", "tf32")
