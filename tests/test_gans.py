@@ -349,13 +349,15 @@ def test_fir_double_backward_does_not_loop_over_channels():
     assert Count.convs <= 8  # 2 forward + 2 backward + 4 double backward; grouped autograd: hundreds
 
 
-@pytest.mark.parametrize("pad,gain", [(1, 4.0), (2, 1.0)])
-def test_fir_blend_equals_depthwise_conv_to_second_order(pad, gain):
-    """The channels_last-friendly FIR (separable blends of shifted slices) is the same linear map as the conv."""
+@pytest.mark.parametrize("impl", ["blend", "pool"])
+@pytest.mark.parametrize("pad,gain,stride", [(1, 4.0, 1), (2, 1.0, 1), (1, 1.0, 2), (2, 0.5, 2), (5, 1.0, 1)])
+def test_fir_impls_equal_depthwise_conv_to_second_order(impl, pad, gain, stride):
+    """The channels_last-friendly FIRs (shifted-slice blends, box-filter cascade) are the same linear map as the
+    depthwise conv: values, gradients and gradients of gradients, on odd and even sizes."""
     torch.manual_seed(0)
-    x = torch.randn(2, 3, 7, 9, dtype=torch.double, requires_grad=True)
+    x = torch.randn(2, 3, 7, 10, dtype=torch.double, requires_grad=True)
     f = fir_kernel().double()
-    y, y_ref = fir_filter(x, (1.0, 3.0, 3.0, 1.0), pad, gain), fir_filter(x, f, pad, gain)
+    y, y_ref = fir_filter(x, impl, pad, gain, stride), fir_filter(x, f, pad, gain, stride)
     torch.testing.assert_close(y, y_ref)
     probe = torch.randn_like(y)
     (g,) = torch.autograd.grad((y.sin() * probe).sum(), x, create_graph=True)
@@ -364,25 +366,28 @@ def test_fir_blend_equals_depthwise_conv_to_second_order(pad, gain):
     torch.testing.assert_close(torch.autograd.grad(g.square().sum(), x)[0],
                                torch.autograd.grad(g_ref.square().sum(), x)[0])
     xc = x.detach().float().contiguous(memory_format=torch.channels_last)
-    assert fir_filter(xc, (1.0, 3.0, 3.0, 1.0), pad, gain).is_contiguous(memory_format=torch.channels_last)
+    if stride == 1:
+        assert fir_filter(xc, impl, pad, gain).is_contiguous(memory_format=torch.channels_last)
 
 
-def test_stylegan_fir_impls_give_the_same_networks():
-    """fir_impl="blend" changes how the filters run, not the model: same outputs, R1 and path-length gradients."""
-    conv, blend = _spec("stylegan_cond", res=16), _spec("stylegan_cond", res=16, fir_impl="blend")
-    assert isinstance(blend.D.blocks[0].conv1.fir, tuple) and isinstance(conv.D.blocks[0].conv1.fir, torch.Tensor)
-    blend.G.load_state_dict(conv.G.state_dict())
-    blend.D.load_state_dict(conv.D.state_dict())
+@pytest.mark.parametrize("impl", ["blend", "pool"])
+def test_stylegan_fir_impls_give_the_same_networks(impl):
+    """fir_impl changes how the filters run, not the model: same outputs, R1 and path-length gradients."""
+    conv, other = _spec("stylegan_cond", res=16), _spec("stylegan_cond", res=16, fir_impl=impl)
+    assert other.D.blocks[0].conv1.fir == impl and isinstance(conv.D.blocks[0].conv1.fir, torch.Tensor)
+    other.G.load_state_dict(conv.G.state_dict())
+    other.D.load_state_dict(conv.D.state_dict())
     z, c = torch.randn(4, conv.z_dim), _c(4)
     outs = []
-    for spec in (conv, blend):
+    for spec in (conv, other):
         torch.manual_seed(1)
         img, ws = spec.G(z, c, noise_mode="const", return_ws=True)
         real = img.detach().requires_grad_(True)
         (r1,) = torch.autograd.grad(spec.D(real, c).sum(), real, create_graph=True)
         (pl,) = torch.autograd.grad((img * img.detach()).sum(), ws, create_graph=True)
         (r1.square().sum() + pl.square().sum()).backward()
-        outs.append((img, r1, pl, next(spec.G.parameters()).grad, spec.D.fromrgb.weight.grad))
+        outs.append((img, r1, pl, next(spec.G.parameters()).grad, spec.D.fromrgb.weight.grad,
+                     spec.D.blocks[0].skip.weight.grad))
     for a, b in zip(*outs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(UserError, match="fir_impl"):

@@ -1,14 +1,15 @@
 """Building blocks shared by the StyleGAN-style networks.
 
 Equalised learning rate (weights stored at unit variance, scaled at run time, so Adam sees every layer alike),
-FIR up/down-sampling with the [1, 3, 3, 1] filter expressed as depthwise conv2d / conv_transpose2d (no custom
-CUDA), and the modulated/demodulated convolution in both its fused (grouped) and non-fused (batched) forms.
+FIR up/down-sampling with the [1, 3, 3, 1] filter (no custom CUDA; three interchangeable implementations, see
+``FIR_IMPLS``), and the modulated/demodulated convolution in both its fused (grouped) and non-fused (batched) forms.
 Weight maths (modulation, demodulation) runs in fp32 even under autocast; the convolutions run in the autocast
 dtype. Every op keeps the memory format it is given, so channels_last inputs stay channels_last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -16,6 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 SQRT2 = math.sqrt(2.0)
+
+
+def fp32_math(device: torch.device):
+    """A region where autocast is off (weight maths in fp32); a no-op on devices without autocast (meta, for
+    counting FLOPs from shapes alone)."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def lrelu_gain(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
@@ -57,7 +66,10 @@ class EqualConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.weight * self.w_gain).to(x.dtype)
         b = None if self.bias is None else self.bias.to(x.dtype)
-        if self.down:
+        if self.down and self.kernel == 1:
+            # a 1x1 conv commutes with the filter: down-sample first and mix channels on a quarter of the pixels
+            x = F.conv2d(fir_filter(x, self.fir, 1, stride=2), w, b)
+        elif self.down:
             # blur (pad so the composite is "conv same, then FIR downsample") then a strided valid conv
             pad = (self.kernel - 1) // 2 + 1
             x = fir_filter(x, self.fir, pad)
@@ -128,29 +140,38 @@ class _FirConvT(torch.autograd.Function):
         return _FirConv.apply(gy, f, stride, padding), None, None, None, None
 
 
-FIR_IMPLS = ("conv", "blend")
+FIR_IMPLS = ("conv", "blend", "pool")
+"""How ``fir_filter`` runs the low-pass (the same linear map in each; tests hold them equal to second order):
+"conv" one depthwise cuDNN convolution, "blend" per-axis weighted sums of shifted slices (elementwise ops that
+torch.compile fuses), "pool" the 2x2 box filter three times (``avg_pool2d``, native channels_last kernels)."""
 
 
 def attach_fir(module: nn.Module, impl: str = "conv") -> None:
-    """Give ``module`` its FIR filter as ``module.fir``: a kernel buffer ("conv") or the 1-D taps ("blend")."""
+    """Give ``module`` its FIR filter as ``module.fir``: a kernel buffer ("conv") or the impl's name."""
     if impl not in FIR_IMPLS:
         raise ValueError(f"fir_impl must be one of {', '.join(FIR_IMPLS)}, got {impl!r}")
     if impl == "conv":
         module.register_buffer("fir", fir_kernel(), persistent=False)
     else:
-        module.fir = FIR_TAPS
+        module.fir = impl
 
 
-def fir_filter(x: torch.Tensor, f: torch.Tensor | tuple[float, ...], pad: int, gain: float = 1.0) -> torch.Tensor:
-    """Correlation with the separable low-pass filter after zero padding of ``pad`` pixels on every side.
+def fir_filter(x: torch.Tensor, f: torch.Tensor | str, pad: int, gain: float = 1.0, stride: int = 1) -> torch.Tensor:
+    """Correlation with the separable [1, 3, 3, 1] low-pass after zero padding of ``pad`` pixels on every side,
+    times ``gain``, keeping every ``stride``-th output pixel.
 
-    ``f`` a 2-D kernel tensor: one depthwise convolution (cuDNN). ``f`` a tuple of 1-D taps: the same filter as
-    per-axis weighted sums of shifted slices, elementwise ops that keep channels_last and that torch.compile
-    fuses (an experiment against cuDNN's layout transposes around depthwise convolutions; see BENCHMARKS.md).
+    ``f`` a 2-D kernel tensor: one depthwise convolution (cuDNN). ``f`` "blend" or "pool": see ``FIR_IMPLS``; both
+    keep channels_last (experiments against cuDNN's layout transposes around depthwise convolutions; see
+    BENCHMARKS.md).
     """
-    if isinstance(f, tuple):
-        return _fir_blend(x, f, pad, gain)
-    return _FirConv.apply(x, f * gain, 1, pad)
+    if isinstance(f, torch.Tensor):
+        return _FirConv.apply(x, f * gain, stride, pad)
+    if f == "pool":
+        return _fir_pool(x, pad, gain, stride)
+    if f == "blend":
+        y = _fir_blend(x, FIR_TAPS, pad, gain)
+        return y if stride == 1 else y[..., ::stride, ::stride]
+    raise ValueError(f"unknown FIR implementation {f!r}")
 
 
 def _fir_blend(x: torch.Tensor, taps: tuple[float, ...], pad: int, gain: float) -> torch.Tensor:
@@ -166,6 +187,20 @@ def _fir_blend(x: torch.Tensor, taps: tuple[float, ...], pad: int, gain: float) 
     return x
 
 
+def _fir_pool(x: torch.Tensor, pad: int, gain: float, stride: int) -> torch.Tensor:
+    """[1,3,3,1] x [1,3,3,1] / 64 is the 2x2 box filter applied three times: three ``avg_pool2d`` calls, the
+    zero padding spread over them (at most 1 pixel each) and the last one striding."""
+    if pad > 3:
+        x = F.pad(x, (pad - 3,) * 4)
+        pad = 3
+    # a gain of 4 (the up-sampling path) is one box sum instead of a mean: no extra multiply
+    divisors = (None, None, 1) if gain == 4.0 else (None, None, None)
+    for i in range(3):
+        x = F.avg_pool2d(x, 2, stride=stride if i == 2 else 1, padding=1 if i < pad else 0,
+                         divisor_override=divisors[i])
+    return x if gain in (1.0, 4.0) else x * gain
+
+
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """FIR up-sampling by 2: zero insertion and the 4-tap filter, as one stride-2 depthwise transposed conv.
 
@@ -176,14 +211,14 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """FIR down-sampling by 2 (filter then keep every other pixel), pixel centres aligned."""
-    return _FirConv.apply(x, f, 2, 1)
+    return fir_filter(x, f, 1, stride=2)
 
 
 # -------------------------------------------------------------------------------------- modulated convolution
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     up: bool = False, fir: torch.Tensor | tuple[float, ...] | None = None,
+                     up: bool = False, fir: torch.Tensor | str | None = None,
                      fused: bool = False) -> torch.Tensor:
     """StyleGAN2 modulated convolution: per-sample weights w'[n,o,i] = w[o,i] * s[n,i], optionally demodulated.
 
@@ -195,7 +230,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     """
     n, cin, _, _ = x.shape
     cout, _, k, _ = weight.shape
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with fp32_math(x.device):
         w32 = weight.float()
         s32 = styles.float()
         if demodulate:

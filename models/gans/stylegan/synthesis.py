@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from ..layers import EqualLinear, attach_fir, fir_kernel, lrelu_gain, modulated_conv2d, upsample2d
+from ..layers import EqualLinear, attach_fir, fir_kernel, fp32_math, lrelu_gain, modulated_conv2d, upsample2d
 
 
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
@@ -35,7 +35,7 @@ class SynthesisLayer(nn.Module):
         self.up, self.res, self.fused = up, res, fused
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with fp32_math(x.device):
             styles = self.affine(w.float())
         x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
                              fused=self.fused)
@@ -61,7 +61,7 @@ class ToRGB(nn.Module):
         self.fused = fused
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with fp32_math(x.device):
             styles = self.affine(w.float()) * self.gain
         y = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=self.fused)
         return y + self.bias.to(y.dtype)[None, :, None, None]
