@@ -244,6 +244,10 @@ def test_path_length_regulariser_runs_and_tracks_mean():
     assert spec.G.synthesis.blocks[-1].conv1.weight.grad.abs().sum() > 0
     state = spec.loss.state_dict()
     assert state["pl_mean"] == st["G/pl_mean"]
+    with torch.no_grad():  # a diverged G: the step is skipped by the engine, the running mean must survive it
+        spec.G.synthesis.blocks[-1].torgb.weight.fill_(float("nan"))
+    loss, st = spec.loss.g_step(spec.G, spec.D, None, n=N, step=8)
+    assert not torch.isfinite(loss) and spec.loss.pl_mean == state["pl_mean"]
 
 
 # ------------------------------------------------------------------------------------------ layers
@@ -452,6 +456,10 @@ def test_ada_moves_p_with_sign_of_real_logits():
     ada3 = AdaptiveAugment()
     ada3.load_state_dict(state)
     assert ada3.p.item() == pytest.approx(0.4)
+    ada4 = AdaptiveAugment(target=0.6, interval=2, speed_kimg=1.0, p_init=0.5)
+    ada4.observe(torch.full((50,), float("nan")))  # a skipped non-finite step's logits count for nothing
+    ada4.observe(-torch.ones(50))
+    assert ada4.p.item() == pytest.approx(0.5 - 50 / 1000)
 
 
 def test_diffaugment_is_differentiable_and_gated():

@@ -106,6 +106,21 @@ def test_perf_train_json_and_flops_scale_with_batch(tmp_path):
     assert sg["iterations"] == 16
 
 
+@pytest.mark.parametrize("model", ["stylegan_cond", "wgan_gp_cond"])
+def test_flops_counted_on_meta_equal_a_real_run(model):
+    """The meta-device count (shapes only) sees the same operators as running the period on the CPU."""
+    from models.gans.train.perf import FlopCount, bench_stepper, iteration_flops
+
+    hp = {"pl_weight": 2.0} if model.startswith("stylegan") else {}
+    res = 16 if model.startswith("stylegan") else 32
+    b = bench_stepper(model, res=res, batch=4, size="tiny", device="cpu", hparams=hp)
+    with FlopCount() as fc:
+        for _ in range(b.period):
+            b.stepper.iteration(b.feed)
+    meta = iteration_flops(model, res=res, batch=4, size="tiny", hparams=hp)
+    assert meta == fc.total / b.period and meta > 0
+
+
 def test_perf_train_rejects_unknown_model():
     with pytest.raises(Exception, match="unknown model"):
         perf_train("gan9000", res=32, batch=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -146,7 +147,11 @@ def test_nonfinite_steps_are_skipped_counted_then_fatal(monkeypatch):
     assert all(torch.isfinite(t).all() for t in state["D"].values() if t.is_floating_point())
     assert read_stats(r.directory / "stats.jsonl")[-1]["nonfinite"] == 2
 
-    monkeypatch.setattr(BCELoss, "d_step", lambda self, G, D, real, c, step=0: (torch.tensor(float("inf")), {}))
+    def always_inf(self, G, D, real, c, *, step=0):
+        loss, st = real_d_step(self, G, D, real, c, step=step)
+        return loss.clamp(min=1) * float("inf"), st
+
+    monkeypatch.setattr(BCELoss, "d_step", always_inf)
     with pytest.raises(UserError, match=r"4 non-finite losses \(limit 3\)"):
         train_gan(ds, paths.run("r2"), "dcgan", cfg(max_nonfinite=3), device_kind="cpu")
 
@@ -157,14 +162,32 @@ def test_skipped_step_leaves_weights_untouched():
     s = Stepper(spec, spec.G, spec.D, opt_G, opt_D, batch=4, local_batch=4, max_nonfinite=5)
     before = {k: v.detach().clone() for k, v in spec.D.named_parameters()}
     stats_before = {k: v.detach().clone() for k, v in spec.D.named_buffers()}
+    adam_before = copy.deepcopy(opt_D.state_dict())
     poisoned = torch.full((4, 3, 32, 32), float("nan"))  # a NaN batch: BatchNorm sees it in the forward pass
-    assert s.run_step(opt_D, spec.D, lambda: (spec.D(poisoned).sum(), {})) is None
-    assert s.counters["nonfinite"] == 1
+    assert s.run_step(opt_D, spec.D, lambda: (spec.D(poisoned).sum(), {}))["skipped"] == 1
+    assert s.counters["nonfinite"] == 0 and s.sync_nonfinite() == 1  # counted on the device until a sync
     assert_same_tensors(before, dict(spec.D.named_parameters()))
     assert_same_tensors(stats_before, dict(spec.D.named_buffers()))  # running statistics restored
-    assert s.run_step(opt_D, spec.D, lambda: (spec.D(torch.randn(4, 3, 32, 32)).mean(), {})) == {}
+    assert all(float(st["step"]) == 0 for st in opt_D.state_dict()["state"].values())  # Adam did not count it
+    assert all(float(st["exp_avg_sq"].abs().max()) == 0 for st in opt_D.state_dict()["state"].values())
+    assert not adam_before["state"]
+    st = s.run_step(opt_D, spec.D, lambda: (spec.D(torch.randn(4, 3, 32, 32)).mean(), {}))
+    assert st["skipped"] == 0 and s.sync_nonfinite() == 1
     after = dict(spec.D.named_parameters())
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(stats_before[k], v) for k, v in spec.D.named_buffers())
+
+
+def test_skip_without_fused_adam_falls_back_to_a_host_decision():
+    """An optimiser without found_inf support (e.g. settings from an old checkpoint) still skips bad steps."""
+    spec = build_gan("dcgan", res=32, size="tiny")
+    opt_D = torch.optim.Adam(spec.D.parameters(), lr=2e-4)
+    s = Stepper(spec, spec.G, spec.D, opt_D, opt_D, batch=4, local_batch=4, max_nonfinite=0)
+    before = {k: v.detach().clone() for k, v in spec.D.named_parameters()}
+    assert s.run_step(opt_D, spec.D, lambda: (spec.D(torch.full((4, 3, 32, 32), float("inf"))).sum(), {}))["skipped"]
+    assert_same_tensors(before, dict(spec.D.named_parameters()))
+    with pytest.raises(UserError, match="1 non-finite losses"):
+        s.sync_nonfinite()
 
 
 def test_checkpoints_atomic_names_keep_last_k_and_weights_only(tmp_path):

@@ -32,7 +32,8 @@ class AdaptiveAugment:
         logits = real_logits.detach().float().flatten()
         if self._acc.device != logits.device:
             self.to(logits.device)
-        self._acc += torch.stack([logits.sign().sum(), torch.tensor(float(logits.numel()), device=logits.device)])
+        finite = torch.isfinite(logits)  # a non-finite batch (its step is skipped) must not poison p
+        self._acc += torch.stack([torch.where(finite, logits.sign(), 0.0).sum(), finite.sum().float()])
         self._calls += 1
         if self._calls % self.interval == 0:
             self.update()

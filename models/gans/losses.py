@@ -251,8 +251,10 @@ class StyleGANLoss(GanLoss):
             img, ws = G(self.sample_z(k, dev), _take(c, k), return_ws=True, **(self.g_kwargs or {}))
             lengths = path_lengths(img, ws)
             self.pl_mean = self.pl_mean.to(dev)
-            pl_mean = self.pl_mean.lerp(lengths.detach().mean(), self.pl_decay)
-            self.pl_mean = pl_mean.detach()
+            batch_mean = lengths.detach().mean()
+            pl_mean = self.pl_mean.lerp(batch_mean, self.pl_decay)
+            # a non-finite batch (its step is skipped) must not poison the running mean for every later step
+            self.pl_mean = torch.where(torch.isfinite(batch_mean), pl_mean, self.pl_mean).detach()
             pen = (lengths - pl_mean).square().mean()
             loss = loss + pen * self.pl_weight * self.pl_every
             stats.update({"G/pl_penalty": pen.detach(), "G/pl_mean": self.pl_mean})

@@ -89,12 +89,18 @@ def average_gradients(module: nn.Module, d: Dist) -> None:
         offset += n
 
 
-def all_ranks_finite(value: torch.Tensor, d: Dist) -> bool:
-    """True when the loss is finite on every rank (so all ranks skip or step together)."""
-    ok = torch.isfinite(value.detach()).all().to(torch.float32).reshape(1)
+def nonfinite_flag(value: torch.Tensor, d: Dist) -> torch.Tensor:
+    """1.0 (a float tensor on value's device) when the loss is not finite on some rank, else 0.0; no host sync
+    (the all-reduce is queued on the device), so all ranks skip or step together."""
+    bad = (~torch.isfinite(value.detach())).any().to(torch.float32).reshape(1)
     if d.enabled:
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    return bool(ok.item() > 0)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bad.reshape(())
+
+
+def all_ranks_finite(value: torch.Tensor, d: Dist) -> bool:
+    """True when the loss is finite on every rank (a host sync)."""
+    return not bool(nonfinite_flag(value, d).item())
 
 
 def barrier(d: Dist) -> None:

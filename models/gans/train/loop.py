@@ -28,7 +28,7 @@ from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import average_buffers, barrier, broadcast_module, init_distributed
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
-from models.gans.train.stats import StatsWriter, grad_norm, memory_mb
+from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
 
 SUMMARY = "summary.json"
@@ -184,7 +184,7 @@ def train_gan(
     total = int(round(kimg * 1000))
     stop_at = total if stop_after_kimg is None else min(total, int(round(stop_after_kimg * 1000)))
     every = {k: max(batch, int(round(getattr(cfg, f"{k}_kimg") * 1000))) for k in ("snapshot", "checkpoint", "log")}
-    window: dict[str, list[torch.Tensor]] = {}
+    window: Window = {}
     t_window, n_window = time.perf_counter(), 0
     t_start = time.perf_counter() - counters["train_seconds"]
 
@@ -252,13 +252,16 @@ def train_gan(
         while counters["images_seen"] < stop_at:
             seen0 = counters["images_seen"]
             for st in stepper.iteration(feed):
+                skipped = st.get("skipped")
                 for k, v in st.items():
-                    window.setdefault(k, []).append(v.detach().float().reshape(()))
+                    if k != "skipped":
+                        window.setdefault(k, []).append((v.detach().float().reshape(()), skipped))
             seen = counters["images_seen"]
             n_window += seen - seen0
             bar.advance(seen - seen0)
             crossed = {k: seen // e > seen0 // e or seen >= stop_at for k, e in every.items()}
             if crossed["log"]:
+                stepper.sync_nonfinite()
                 dt = time.perf_counter() - t_window
                 row = {
                     "images_seen": seen,
@@ -272,12 +275,13 @@ def train_gan(
                     "memory_mb": memory_mb(device),
                     "nonfinite": counters["nonfinite"],
                 }
-                row.update({k: float(torch.stack(v).double().mean()) for k, v in window.items()})
+                row.update(window_means(window))
                 stats.write(row)
                 window, t_window, n_window = {}, time.perf_counter(), 0
             if crossed["snapshot"] and d.is_main:
                 snapshot_grid(G_ema or G, spec.z_dim, cond_rows, out_dir / "samples" / f"samples-{seen:09d}.png")
             if crossed["checkpoint"]:
+                stepper.sync_nonfinite()
                 for module in (G, D, G_ema):
                     if module is not None:
                         average_buffers(module, d)
@@ -285,6 +289,7 @@ def train_gan(
                 if d.is_main:
                     ck.save_checkpoint(state, ckpt_dir, seen, cfg.keep_checkpoints)
                 barrier(d)
+    stepper.sync_nonfinite()
     seconds = time.perf_counter() - t_start
     finished = counters["images_seen"] >= total
     rate = (counters["images_seen"] - done_before) / max(time.perf_counter() - t_resume, 1e-9)

@@ -131,6 +131,27 @@ def write_profile(fn, dev: torch.device, path: str, rows: int = 40) -> None:
     Path(path).write_text(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60) + "\n")
 
 
+def iteration_flops(model: str, *, res: int, batch: int, size: str = "full", cond_dim: int = 8,
+                    hparams: dict[str, Any] | None = None) -> float:
+    """FLOPs of the average training iteration over one regulariser period, counted from shapes alone: the model
+    runs on the meta device, so nothing is computed and even a 256 px model at batch 32 counts in seconds."""
+    cdim = cond_dim if model.endswith("_cond") else 0
+    hp = dict(hparams or {})
+    hp.setdefault("batch", batch)
+    spec = build_gan(model, res=res, cond_dim=cdim, size=size, **hp)
+    meta = torch.device("meta")
+    G, D = spec.G.to(meta), spec.D.to(meta)
+    opt_G, opt_D = spec.make_optimizers()
+    G_ema = spec.make_G_ema() if spec.has_ema else None
+    stepper = Stepper(spec, G, D, opt_G, opt_D, batch=batch, local_batch=batch, G_ema=G_ema, guard=False)
+    feed = _device_batches(1, batch, res, cdim, meta, False)
+    period = regulariser_period(spec)
+    with FlopCount() as fc:
+        for _ in range(period):
+            stepper.iteration(feed)
+    return fc.total / period
+
+
 @dataclasses.dataclass
 class BenchStepper:
     """A model ready to time: its spec, the engine's Stepper, an endless feed of on-device batches."""
@@ -233,16 +254,11 @@ def perf_train(
 
     flops = None
     if count_flops:
-        eager = dataclasses.replace(stepper, compile=False)  # same networks, optimisers and counters
-        with FlopCount() as fc:
-            for _ in range(period):
-                eager.iteration(feed)
-        flops = fc.total / period
-        _sync(dev)
+        flops = iteration_flops(model, res=res, batch=batch, size=size, cond_dim=cond_dim, hparams=hparams)
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    nonfinite0 = stepper.counters["nonfinite"]
+    nonfinite0 = stepper.sync_nonfinite()
     _sync(dev)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
@@ -277,7 +293,7 @@ def perf_train(
         "images_per_cpu_s": images / max(cpu, 1e-9),
         "s_per_kimg": wall / images * 1000,
         "peak_memory_mb": memory_mb(dev),
-        "nonfinite": stepper.counters["nonfinite"] - nonfinite0,
+        "nonfinite": stepper.sync_nonfinite() - nonfinite0,
         "params_G": sum(p.numel() for p in G.parameters()),
         "params_D": sum(p.numel() for p in D.parameters()),
         "hparams": {k: v for k, v in spec.hparams.items() if isinstance(v, int | float | str | bool | None)},

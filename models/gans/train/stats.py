@@ -66,6 +66,24 @@ def read_stats(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+Window = dict[str, list[tuple[torch.Tensor, torch.Tensor | None]]]
+
+
+def window_means(window: Window) -> dict[str, float]:
+    """Each statistic's mean over a logging window of (value, skipped) pairs, leaving out steps the non-finite
+    guard skipped and values that are not finite (one host sync per window, not per step)."""
+    out = {}
+    for k, pairs in window.items():
+        v = torch.stack([p[0] for p in pairs]).double()
+        keep = torch.isfinite(v)
+        flags = [p[1] for p in pairs]
+        if all(f is not None for f in flags):
+            keep &= torch.stack(flags).to(keep.device) == 0
+        if bool(keep.any()):
+            out[k] = float(v[keep].mean())
+    return out
+
+
 def grad_norm(module: torch.nn.Module) -> float:
     grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
     return float(torch.stack(grads).norm()) if grads else 0.0
