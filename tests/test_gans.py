@@ -255,6 +255,52 @@ def test_path_length_regulariser_runs_and_tracks_mean():
 
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("up", [False, True])
+def test_synthesis_layer_folded_gains_equal_the_textbook_formula(fused, up):
+    """lrelu(modconv(x) + noise + bias) * sqrt(2), written out, against the layer that folds sqrt(2) into the
+    demodulation, noise and bias (values, gradients, and channels_last kept)."""
+    from models.gans.layers import lrelu_gain
+    from models.gans.stylegan.synthesis import SynthesisLayer
+
+    torch.manual_seed(0)
+    layer = SynthesisLayer(6, 5, w_dim=8, res=16 if up else 8, up=up, fused=fused)
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.7)
+        layer.bias.normal_()
+    x = torch.randn(3, 6, 8, 8, requires_grad=True)
+    w = torch.randn(3, 8)
+    y = layer(x, w, noise_mode="const")
+    styles = layer.affine(w)
+    conv = modulated_conv2d(x, layer.weight * layer.w_gain, styles, up=up, fir=layer.fir, fused=fused)
+    ref = lrelu_gain(conv + layer.noise_const * layer.noise_strength + layer.bias[None, :, None, None])
+    torch.testing.assert_close(y, ref)
+    probe = torch.randn_like(y)
+    torch.testing.assert_close(torch.autograd.grad((y * probe).sum(), x)[0],
+                               torch.autograd.grad((ref * probe).sum(), x)[0])
+    if not fused:  # the grouped (fused) form reshapes the batch into channels, which loses the layout anyway
+        xc = x.detach().contiguous(memory_format=torch.channels_last)
+        assert layer(xc, w, noise_mode="random").is_contiguous(memory_format=torch.channels_last)
+
+
+def test_discriminator_block_folded_gains_equal_the_textbook_formula():
+    """(skip(x) + conv1(conv0(x))) * sqrt(1/2) with lrelu * sqrt(2) activations, written out with plain convs."""
+    from models.gans.layers import lrelu_gain
+    from models.gans.stylegan.discriminator import DiscriminatorBlock
+
+    torch.manual_seed(0)
+    block = DiscriminatorBlock(4, 6)
+    with torch.no_grad():
+        for conv in (block.conv0, block.conv1):
+            conv.bias.normal_()
+    x = torch.randn(2, 4, 8, 8)
+    f = fir_kernel()
+    h = lrelu_gain(F.conv2d(x, block.conv0.weight * block.conv0.w_gain, block.conv0.bias, padding=1))
+    h = lrelu_gain(F.conv2d(fir_filter(h, f, 2), block.conv1.weight * block.conv1.w_gain, block.conv1.bias, stride=2))
+    skip = F.conv2d(fir_filter(x, f, 1), block.skip.weight * block.skip.w_gain, stride=2)
+    torch.testing.assert_close(block(x), (skip + h) * math.sqrt(0.5))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("up", [False, True])
 @pytest.mark.parametrize("demod", [True, False])
 def test_modulated_conv_equals_per_sample_loop(fused, up, demod):
     torch.manual_seed(0)

@@ -28,7 +28,12 @@ def fp32_math(device: torch.device):
 
 
 def lrelu_gain(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
-    """Leaky ReLU scaled by sqrt(2) so activations keep unit variance through the network."""
+    """Leaky ReLU scaled by sqrt(2) so activations keep unit variance through the network.
+
+    The layers below do not call it: leaky ReLU is positively homogeneous (lrelu(g z) = g lrelu(z) for g > 0),
+    so they fold sqrt(2) (and any output gain) into the weights and bias they already scale, which saves a
+    full pass over the activations per layer in eager mode. This is the reference their tests compare with.
+    """
     return F.leaky_relu(x, slope) * SQRT2
 
 
@@ -45,27 +50,31 @@ class EqualLinear(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.w_gain
-        b = self.bias * self.b_gain if self.bias is not None else None
+        act = SQRT2 if self.activation else 1.0
+        w = self.weight * (self.w_gain * act)
+        b = self.bias * (self.b_gain * act) if self.bias is not None else None
         x = F.linear(x, w.to(x.dtype), None if b is None else b.to(x.dtype))
-        return lrelu_gain(x) if self.activation else x
+        return F.leaky_relu(x, 0.2) if self.activation else x
 
 
 class EqualConv2d(nn.Module):
-    """Plain conv with equalised lr, optional FIR down-sampling by 2 (blur, then stride-2 conv) and activation."""
+    """Plain conv with equalised lr, optional FIR down-sampling by 2 (blur, then stride-2 conv) and activation.
+
+    ``gain`` scales the output (folded into weight and bias, like the activation's sqrt(2))."""
 
     def __init__(self, cin: int, cout: int, kernel: int, *, bias: bool = True, activation: bool = False,
-                 down: bool = False, fir_impl: str = "conv"):
+                 down: bool = False, fir_impl: str = "conv", gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
         self.w_gain = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.out_gain = gain * (SQRT2 if activation else 1.0)
         self.kernel, self.down, self.activation = kernel, down, activation
         attach_fir(self, fir_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = (self.weight * self.w_gain).to(x.dtype)
-        b = None if self.bias is None else self.bias.to(x.dtype)
+        w = (self.weight * (self.w_gain * self.out_gain)).to(x.dtype)
+        b = None if self.bias is None else (self.bias * self.out_gain).to(x.dtype)
         if self.down and self.kernel == 1:
             # a 1x1 conv commutes with the filter: down-sample first and mix channels on a quarter of the pixels
             x = F.conv2d(fir_filter(x, self.fir, 1, stride=2), w, b)
@@ -76,7 +85,7 @@ class EqualConv2d(nn.Module):
             x = F.conv2d(x, w, b, stride=2)
         else:
             x = F.conv2d(x, w, b, padding=self.kernel // 2)
-        return lrelu_gain(x) if self.activation else x
+        return F.leaky_relu(x, 0.2) if self.activation else x
 
 
 # ----------------------------------------------------------------------------------------------- FIR filters
@@ -218,11 +227,12 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
-                     up: bool = False, fir: torch.Tensor | str | None = None,
-                     fused: bool = False) -> torch.Tensor:
+                     up: bool = False, fir: torch.Tensor | str | None = None, fused: bool = False,
+                     gain: float = 1.0, add: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution: per-sample weights w'[n,o,i] = w[o,i] * s[n,i], optionally demodulated.
 
-    x: (N, Cin, H, W); weight: (Cout, Cin, k, k) already scaled; styles: (N, Cin).
+    x: (N, Cin, H, W); weight: (Cout, Cin, k, k) already scaled; styles: (N, Cin). The result is multiplied by
+    ``gain`` and ``add`` (broadcast, e.g. per-pixel noise) is added, in the same pass as the demodulation.
     `fused=False` scales activations instead of weights (x * s, shared conv, * d): one ordinary cuDNN conv,
     usually fastest for training batches. `fused=True` builds per-sample weights and runs one grouped conv.
     Both give the same result up to rounding. `up=True` doubles the resolution: a stride-2 transposed conv then
@@ -238,10 +248,11 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             dcoefs = torch.rsqrt((s32.square() @ w32.square().sum((2, 3)).t()) + 1e-8)  # (N, Cout)
         else:
             dcoefs = None
+        out_scale = dcoefs * gain if dcoefs is not None else (None if gain == 1.0 else torch.full_like(s32, gain))
         if fused:
             wn = w32[None] * s32[:, None, :, None, None]
-            if dcoefs is not None:
-                wn = wn * dcoefs[:, :, None, None, None]
+            if out_scale is not None:
+                wn = wn * out_scale[:, :, None, None, None]
     dt = x.dtype
     if not fused:
         x = x * s32.to(dt)[:, :, None, None]
@@ -250,9 +261,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             x = fir_filter(x, fir, 1, gain=4.0)
         else:
             x = F.conv2d(x, w32.to(dt), padding=k // 2)
-        if dcoefs is not None:
-            x = x * dcoefs.to(dt)[:, :, None, None]
-        return x
+        if out_scale is None:
+            return x if add is None else x + add
+        scale = out_scale.to(dt)[:, :, None, None]
+        return x * scale if add is None else torch.addcmul(add.to(dt), x, scale)
     # fused: fold the batch into groups
     h, w_ = x.shape[2], x.shape[3]
     xg = x.reshape(1, n * cin, h, w_)
@@ -262,4 +274,5 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         y = fir_filter(y, fir, 1, gain=4.0)
     else:
         y = F.conv2d(xg, wn.reshape(n * cout, cin, k, k).to(dt), padding=k // 2, groups=n)
-    return y.reshape(n, cout, y.shape[2], y.shape[3])
+    y = y.reshape(n, cout, y.shape[2], y.shape[3])
+    return y if add is None else y + add.to(dt)

@@ -34,11 +34,12 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, cin: int, cout: int, fir_impl: str = "conv"):
         super().__init__()
         self.conv0 = EqualConv2d(cin, cin, 3, activation=True)
-        self.conv1 = EqualConv2d(cin, cout, 3, activation=True, down=True, fir_impl=fir_impl)
-        self.skip = EqualConv2d(cin, cout, 1, bias=False, down=True, fir_impl=fir_impl)
+        # the sum's sqrt(1/2) is folded into both branches' weights (one pass fewer over the activations)
+        self.conv1 = EqualConv2d(cin, cout, 3, activation=True, down=True, fir_impl=fir_impl, gain=math.sqrt(0.5))
+        self.skip = EqualConv2d(cin, cout, 1, bias=False, down=True, fir_impl=fir_impl, gain=math.sqrt(0.5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
+        return self.skip(x) + self.conv1(self.conv0(x))
 
 
 class StyleDiscriminator(nn.Module):

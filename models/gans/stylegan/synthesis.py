@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..layers import EqualLinear, attach_fir, fir_kernel, fp32_math, lrelu_gain, modulated_conv2d, upsample2d
+from ..layers import SQRT2, EqualLinear, attach_fir, fir_kernel, fp32_math, modulated_conv2d, upsample2d
 
 
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
@@ -37,16 +38,21 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         with fp32_math(x.device):
             styles = self.affine(w.float())
-        x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
-                             fused=self.fused)
+        # sqrt(2) of the activation gain folded in (lrelu(g z) = g lrelu(z)): demodulation, gain and noise are one
+        # pass over the activations, bias another, leaky ReLU (in place) a third
         if noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.res, self.res, device=x.device, dtype=x.dtype)
-            x = x + noise * self.noise_strength.to(x.dtype)
+            noise = noise * (self.noise_strength * SQRT2).to(x.dtype)
         elif noise_mode == "const":
-            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
-        elif noise_mode != "none":
+            noise = (self.noise_const * (self.noise_strength * SQRT2)).to(x.dtype)
+        elif noise_mode == "none":
+            noise = None
+        else:
             raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}")
-        return lrelu_gain(x + self.bias.to(x.dtype)[None, :, None, None])
+        x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
+                             fused=self.fused, gain=SQRT2, add=noise)
+        x = x.add_((self.bias * SQRT2).to(x.dtype)[None, :, None, None])
+        return F.leaky_relu(x, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
