@@ -95,8 +95,11 @@ def ema_update(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
     pg = [p.detach() for p in G.parameters()]
     if pe:
         torch._foreach_lerp_(pe, pg, 1.0 - beta)
-    for be, bg in zip(G_ema.buffers(), G.buffers(), strict=True):
-        be.copy_(bg)
+    be, bg = list(G_ema.buffers()), list(G.buffers())
+    if len(be) != len(bg):
+        raise ValueError(f"G_ema has {len(be)} buffers, G {len(bg)}: not copies of one network")
+    if be:
+        torch._foreach_copy_(be, bg)  # one multi-tensor launch, not one copy kernel per buffer
 
 
 # ------------------------------------------------------------------------------------------------ losses
