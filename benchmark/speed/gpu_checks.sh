@@ -2,14 +2,14 @@
 # Every GPU measurement coverbench's BENCHMARKS.md quotes, in one run on one CUDA machine (H100/H200), with a
 # deadline, writing JSON, logs and profiles into $OUT as it goes (so a timeout still returns what finished).
 #
-#   1. stylegan_cond training, eager bf16 + channels_last: 256 px batch 32 and 64 px batch 64 (the issue's NVIDIA
-#      anchors on one H200: 6.7-6.9 and 2.3-2.5 s/kimg), and the 256 px iteration split by kind (plain, R1,
-#      path length) with torch.profiler operator tables;
-#   2. experiments against cuDNN's layout transposes around the depthwise FIR filters: the model in NCHW, and
-#      fir_impl=blend (separable elementwise FIR that stays channels_last), eager and compiled;
-#   3. torch.compile baselines (64 px, then 256 px);
-#   4. log-mel clips/s and the cnn embedding of 50,000 clips; Inception fp32/TF32 and TF32's effect on FID;
-#   5. dcgan_cond and wgan_gp_cond at 64 px batch 256 (goal >= 5,000 images/s).
+#   1. the FIR filters alone at the 256 px model's call sites, per implementation (bench_fir.py);
+#   2. stylegan_cond training, eager bf16 + channels_last, 256 px batch 32 and 64 px batch 64, with our default
+#      widths (channel_base 16384 below 512 px: NVIDIA's "auto"/paper256 widths) and with the widths of the
+#      issue's anchor, NVIDIA's "stylegan2" config (channel_base 32768: 3.0x the FLOPs per image at 256 px, 2.1x
+#      at 64 px), each with the depthwise-conv FIR and with fir_impl=pool (box-filter cascade, channels_last);
+#   3. the 256 px iteration split by kind with torch.profiler tables; NCHW and fir_impl=blend;
+#   4. torch.compile (default mode, then reduce-overhead = CUDA graphs for the compiled parts) at 64 px;
+#   5. log-mel clips/s, the cnn embedding of 50,000 clips, Inception fp32/TF32, DCGAN/WGAN-GP at 64 px.
 # Cases run in this order while the deadline allows (the later ones were measured in an earlier session).
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
@@ -41,13 +41,19 @@ log="$OUT/gpu_checks.log"
 J=/tmp/gpu_checks_json
 mkdir -p "$J" "$OUT/profiles"
 cases=(
-  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --no-flops --json $J/sg256-eager.json"
-  "sg64-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --json $J/sg64-eager.json"
+  "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
+  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --json $J/sg256-eager.json"
+  "sg256-eager-pool|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=pool --no-flops --json $J/sg256-eager-pool.json"
+  "sg256w-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --json $J/sg256w-eager.json"
+  "sg256w-eager-pool|90|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg256w-eager-pool.json"
+  "sg64-eager|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --json $J/sg64-eager.json"
+  "sg64w-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --json $J/sg64w-eager.json"
+  "sg64w-eager-pool|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg64w-eager-pool.json"
   "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
+  "sg256-eager-blend|80|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"
   "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
-  "sg64-eager-blend|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam fir_impl=blend --no-flops --json $J/sg64-eager-blend.json"
-  "sg256-eager-blend|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"
   "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --no-flops --json $J/sg64-compile.json"
+  "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --no-flops --json $J/sg64-compile-cudagraphs.json"
   "sg64-compile-blend|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --hparam fir_impl=blend --no-flops --json $J/sg64-compile-blend.json"
   "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --compile --no-flops --json $J/sg256-compile.json"
   "audio|70|benchmark/speed/bench_features.py --gpu-only --json $J/audio.json"
