@@ -7,16 +7,20 @@
 #      widths (channel_base 16384 below 512 px: NVIDIA's "auto"/paper256 widths) and with the widths of the
 #      issue's anchor, NVIDIA's "stylegan2" config (channel_base 32768: 3.0x the FLOPs per image at 256 px, 2.1x
 #      at 64 px), each with the depthwise-conv FIR and with fir_impl=pool (box-filter cascade, channels_last);
-#   3. the 256 px iteration split by kind with torch.profiler tables; NCHW and fir_impl=blend;
-#   4. torch.compile (default mode, then reduce-overhead = CUDA graphs for the compiled parts) at 64 px;
-#   5. log-mel clips/s, the cnn embedding of 50,000 clips, Inception fp32/TF32, DCGAN/WGAN-GP at 64 px.
-# Cases run in this order while the deadline allows (the later ones were measured in an earlier session).
+#   3. 64 px with torch.compile in reduce-overhead mode (CUDA graphs for the compiled parts);
+#   4. the 256 px iteration split by kind with profiler tables (anchor widths, pool FIR); blend; NCHW;
+#   5. torch.compile (default mode) at 64 and 256 px, the old default-width profile;
+#   6. log-mel clips/s, the cnn embedding of 50,000 clips, Inception fp32/TF32, DCGAN/WGAN-GP at 64 px.
+# Cases run in this order while the deadline allows (the later ones were measured in an earlier session). FLOPs per
+# image are not counted here (--no-flops): they depend on shapes only and BENCHMARKS.md has them from the meta-device
+# count (models.gans.train.perf.iteration_flops), which costs ~15 s of CPU per StyleGAN case.
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
 # On the device machine: carry .whl (../shared/tools/gpu-wheels.sh) and, since the 87 MB Inception file does not
 # fit the carry limit, a TorchScript copy stored in half precision named by COVERBENCH_INCEPTION_WEIGHTS
 # (features are computed in fp32 either way; the half-precision weights only round the weights).
 #   OUT=/some/dir DEADLINE_S=540 bash benchmark/speed/gpu_checks.sh
+# Before a device session, SMOKE=1 runs every case shrunk to a tiny CPU run (same flags otherwise): every rc must be 0.
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -42,20 +46,21 @@ J=/tmp/gpu_checks_json
 mkdir -p "$J" "$OUT/profiles"
 cases=(
   "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
-  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --json $J/sg256-eager.json"
+  "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --no-flops --json $J/sg256-eager.json"
   "sg256-eager-pool|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=pool --no-flops --json $J/sg256-eager-pool.json"
-  "sg256w-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --json $J/sg256w-eager.json"
+  "sg256w-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --no-flops --json $J/sg256w-eager.json"
   "sg256w-eager-pool|90|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg256w-eager-pool.json"
-  "sg64-eager|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --json $J/sg64-eager.json"
-  "sg64w-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --json $J/sg64w-eager.json"
+  "sg64-eager|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-flops --json $J/sg64-eager.json"
+  "sg64w-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --no-flops --json $J/sg64w-eager.json"
   "sg64w-eager-pool|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg64w-eager-pool.json"
-  "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
+  "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --no-flops --json $J/sg64-compile-cudagraphs.json"
+  "sg256w-iterations-pool|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --hparam channel_base=32768 --hparam fir_impl=pool --json $J/sg256w-iterations-pool.json --profile $OUT/profiles"
   "sg256-eager-blend|80|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"
   "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
   "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --no-flops --json $J/sg64-compile.json"
-  "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --no-flops --json $J/sg64-compile-cudagraphs.json"
   "sg64-compile-blend|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --hparam fir_impl=blend --no-flops --json $J/sg64-compile-blend.json"
   "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --compile --no-flops --json $J/sg256-compile.json"
+  "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
   "audio|70|benchmark/speed/bench_features.py --gpu-only --json $J/audio.json"
   "inception|70|benchmark/speed/bench_fid.py --skip-fid --inception 10000 --res 256 --batch-size 256 --device cuda --json $J/inception.json"
   "dcgan_cond-64-eager|45|-m benchmark.cli.app -q perf train --model dcgan_cond --res 64 --batch 256 --steps 50 --device cuda --json $J/dcgan_cond-64-eager.json"
@@ -68,8 +73,17 @@ src, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 dst.write_text(json.dumps({p.stem: json.loads(p.read_text()) for p in sorted(src.glob("*.json"))}, indent=1))
 PYEOF
 }
+smoke() {  # SMOKE=1: the same commands shrunk to tiny CPU runs, to catch a broken case before device time is spent
+  sed -E -e 's/--device cuda/--device cpu/; s/--res (64|256)/--res 32/; s/--batch [0-9]+/--batch 4/' \
+    -e 's/--steps [0-9]+/--steps 1 --warmup 1 --size tiny/; s/--iters [0-9]+/--iters 2 --size tiny/' \
+    -e 's/(bench_fir.py .*)--json/\1--reps 1 --json/' <<<"$1"
+}
 for entry in "${cases[@]}"; do
   IFS='|' read -r name limit cmd <<<"$entry"
+  if [ -n "${SMOKE:-}" ]; then
+    case "$name" in audio | inception) echo "-- $name: skipped (SMOKE: needs CUDA)" >>"$log"; continue ;; esac
+    cmd=$(smoke "$cmd")
+  fi
   left=$((DEADLINE_S - ($(date +%s) - start)))
   if ((left < 25)); then
     echo "-- $name: skipped (deadline)" >>"$log"

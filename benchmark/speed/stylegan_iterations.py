@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmark.config.load import parse_override  # noqa: E402
 from models.gans.train.perf import _sync, bench_stepper, write_profile  # noqa: E402
 from models.gans.train.step import Stepper  # noqa: E402
 
@@ -43,15 +44,18 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="folder for the operator tables")
+    ap.add_argument("--hparam", action="append", default=[], help="model setting key=value (repeatable), "
+                    "e.g. channel_base=32768 fir_impl=pool")
     args = ap.parse_args()
-    b = bench_stepper(args.model, res=args.res, batch=args.batch, size=args.size, device=args.device)
+    hp = {".".join(k): v for k, v in map(parse_override, args.hparam)}
+    b = bench_stepper(args.model, res=args.res, batch=args.batch, size=args.size, device=args.device, hparams=hp)
     stepper, feed, dev, period, spec = b.stepper, b.feed, b.device, b.period, b.spec
     cuda = dev.type == "cuda"
     t0 = time.perf_counter()
     for _ in range(period + 2):
         stepper.iteration(feed)
     _sync(dev)
-    out: dict = {"model": args.model, "res": args.res, "batch": args.batch, "device": str(dev),
+    out: dict = {"model": args.model, "res": args.res, "batch": args.batch, "hparams": hp, "device": str(dev),
                  "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu", "torch": torch.__version__,
                  "warmup_seconds": time.perf_counter() - t0, "iterations": []}
     print(f"warm-up {out['warmup_seconds']:.1f} s", flush=True)
@@ -76,7 +80,7 @@ def main() -> None:
         args.json.write_text(json.dumps(out, indent=2))
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
-        stem = f"{args.model}-{args.res}"
+        stem = "-".join([args.model, str(args.res), *(f"{k}={v}" for k, v in hp.items())])
         while kinds(stepper) != "plain":
             stepper.iteration(feed)
         write_profile(lambda: stepper.iteration(feed), dev, str(args.profile / f"{stem}-plain.txt"), rows=30)
