@@ -42,7 +42,7 @@ log="$OUT/gpu_checks.log"
 } >>"$log" 2>&1
 
 # name | timeout (s) | command (a case writing JSON writes $J/<name>.json; it is merged into $OUT/results.json)
-J=/tmp/gpu_checks_json
+J=$(mktemp -d)  # this run's case JSONs only (a fixed folder would merge a previous run's leftovers)
 mkdir -p "$J" "$OUT/profiles"
 cases=(
   "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
