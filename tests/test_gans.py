@@ -378,6 +378,22 @@ def test_fir_ops_values_gradients_and_second_derivatives(op, size):
     torch.testing.assert_close(gg, gg_ref)
 
 
+def test_prepared_filters_are_cached_but_never_stale():
+    """The scaled/cast filter is made once per buffer, and an in-place change to the buffer is seen."""
+    from models.gans.layers import _prepared
+
+    f = fir_kernel()
+    assert _prepared(f, 4.0, torch.float64) is _prepared(f, 4.0, torch.float64)
+    torch.testing.assert_close(_prepared(f, 4.0, torch.float64), (f * 4).double())
+    x = torch.randn(1, 2, 6, 6)
+    before = fir_filter(x, f, 1, gain=4.0)
+    with torch.no_grad():
+        f.mul_(2.0)
+    torch.testing.assert_close(fir_filter(x, f, 1, gain=4.0), 2 * before)
+    g = fir_kernel() * 3  # another buffer: its own entry
+    torch.testing.assert_close(_prepared(g, 4.0, torch.float64), (g * 4).double())
+
+
 def test_fir_double_backward_does_not_loop_over_channels():
     """Autograd's grouped-conv double backward runs one conv per channel; ours must stay a few convs in all."""
     from torch.utils._python_dispatch import TorchDispatchMode

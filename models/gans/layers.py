@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,11 @@ def fp32_math(device: torch.device):
     if device.type in ("cpu", "cuda"):
         return torch.autocast(device_type=device.type, enabled=False)
     return contextlib.nullcontext()
+
+
+def _scaled(t: torch.Tensor, gain: float) -> torch.Tensor:
+    """t * gain without a kernel launch when the gain is 1 (small parameters, scaled on every forward)."""
+    return t if gain == 1.0 else t * gain
 
 
 def lrelu_gain(x: torch.Tensor, slope: float = 0.2) -> torch.Tensor:
@@ -52,7 +58,7 @@ class EqualLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = SQRT2 if self.activation else 1.0
         w = self.weight * (self.w_gain * act)
-        b = self.bias * (self.b_gain * act) if self.bias is not None else None
+        b = _scaled(self.bias, self.b_gain * act) if self.bias is not None else None
         x = F.linear(x, w.to(x.dtype), None if b is None else b.to(x.dtype))
         return F.leaky_relu(x, 0.2) if self.activation else x
 
@@ -74,7 +80,7 @@ class EqualConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.weight * (self.w_gain * self.out_gain)).to(x.dtype)
-        b = None if self.bias is None else (self.bias * self.out_gain).to(x.dtype)
+        b = None if self.bias is None else _scaled(self.bias, self.out_gain).to(x.dtype)
         if self.down and self.kernel == 1:
             # a 1x1 conv commutes with the filter: down-sample first and mix channels on a quarter of the pixels
             x = F.conv2d(fir_filter(x, self.fir, 1, stride=2), w, b)
@@ -102,7 +108,30 @@ def fir_kernel(taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
 
 
 def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
-    return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
+    return _prepared(f, 1.0, dtype)[None, None].expand(channels, 1, *f.shape)
+
+
+_PREPARED: dict[tuple, tuple[weakref.ref, torch.Tensor, int]] = {}
+
+
+def _prepared(f: torch.Tensor, gain: float, dtype: torch.dtype) -> torch.Tensor:
+    """``(f * gain).to(dtype)``, made once per filter buffer, gain and dtype.
+
+    The filters are constants; making them afresh on every call cost ~80 tiny kernel launches per iteration of the
+    64 px model, whose eager training is launch-bound. Keyed on the buffer's address and checked against a weak
+    reference to it and its version counter, so a freed or modified buffer is never served from the cache.
+    """
+    if gain == 1.0 and f.dtype == dtype:
+        return f
+    if torch.compiler.is_compiling() or f.requires_grad:
+        return (f * gain).to(dtype)
+    key = (f.data_ptr(), f.device, tuple(f.shape), gain, dtype)
+    hit = _PREPARED.get(key)
+    if hit is None or hit[0]() is not f or hit[2] != f._version:
+        if len(_PREPARED) > 4096:  # many short-lived models (tests): drop the dead entries' memory now and then
+            _PREPARED.clear()
+        hit = _PREPARED[key] = (weakref.ref(f), (f * gain).to(dtype), f._version)
+    return hit[1]
 
 
 class _FirConv(torch.autograd.Function):
@@ -174,7 +203,7 @@ def fir_filter(x: torch.Tensor, f: torch.Tensor | str, pad: int, gain: float = 1
     BENCHMARKS.md).
     """
     if isinstance(f, torch.Tensor):
-        return _FirConv.apply(x, f * gain, stride, pad)
+        return _FirConv.apply(x, _prepared(f, gain, f.dtype), stride, pad)
     if f == "pool":
         return _fir_pool(x, pad, gain, stride)
     if f == "blend":
@@ -215,7 +244,7 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
     With [1,3,3,1] this is bilinear interpolation with pixel centres aligned (output 2i is 3/4 x[i] + 1/4 x[i-1]).
     """
-    return _FirConvT.apply(x, f * 4.0, 2, 1, None)
+    return _FirConvT.apply(x, _prepared(f, 4.0, f.dtype), 2, 1, None)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

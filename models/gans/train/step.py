@@ -162,6 +162,10 @@ class Stepper:
         c_ = self.counters
         spec, out = self.spec, []
         c_last = None
+        if self.compile and self.compile_mode in ("reduce-overhead", "max-autotune"):
+            # CUDA-graph modes reuse output memory between replays: tell them a new iteration starts, so tensors
+            # kept from the last one (stats, EMA inputs) are not taken for live outputs
+            torch.compiler.cudagraph_mark_step_begin()
         for _ in range(spec.n_critic):
             real, c = next(batches)
             c_["batches"] += 1
