@@ -16,9 +16,9 @@
 # count (models.gans.train.perf.iteration_flops), which costs ~15 s of CPU per StyleGAN case.
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
 #
-# On the device machine: carry .whl and .devcarry (benchmark/speed/prepare_device.sh makes both) and, since the 87 MB Inception file does not
-# fit the carry limit, a TorchScript copy stored in half precision named by COVERBENCH_INCEPTION_WEIGHTS
-# (features are computed in fp32 either way; the half-precision weights only round the weights).
+# On the device machine: carry .whl and .devcarry (benchmark/speed/prepare_device.sh makes both). The 87 MB
+# Inception file does not fit the carry limit, so .devcarry holds a TorchScript copy stored in half precision, named
+# by COVERBENCH_INCEPTION_WEIGHTS (features are computed in fp32 either way; only the weights are rounded).
 #   OUT=/some/dir DEADLINE_S=540 bash benchmark/speed/gpu_checks.sh
 # Before a device session, SMOKE=1 runs every case shrunk to a tiny CPU run (same flags otherwise): every rc must be 0.
 set -u
