@@ -190,6 +190,22 @@ def test_skip_without_fused_adam_falls_back_to_a_host_decision():
         s.sync_nonfinite()
 
 
+def test_resume_from_a_non_fused_optimiser_keeps_fused_adam():
+    """A checkpoint from before fused Adam resumes with the same moments and step, still fused."""
+    spec = build_gan("dcgan", res=32, size="tiny")
+    old = torch.optim.Adam(spec.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    spec.D(torch.randn(4, 3, 32, 32)).sum().backward()
+    old.step()
+    _, opt_D = spec.make_optimizers()
+    assert opt_D.param_groups[0]["fused"]
+    ck.load_optimizer_state(opt_D, copy.deepcopy(old.state_dict()))
+    assert opt_D.param_groups[0]["fused"] and opt_D.param_groups[0]["betas"] == (0.5, 0.999)
+    for p in spec.D.parameters():
+        assert float(opt_D.state[p]["step"]) == 1 and torch.equal(opt_D.state[p]["exp_avg"], old.state[p]["exp_avg"])
+    opt_D.step()  # runs in the fused kernel with the restored state
+    assert float(opt_D.state[next(spec.D.parameters())]["step"]) == 2
+
+
 def test_checkpoints_atomic_names_keep_last_k_and_weights_only(tmp_path):
     d = tmp_path / "ck"
     for seen in (64, 128, 192, 256):

@@ -83,3 +83,22 @@ def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``opt.load_state_dict(state)``, keeping this optimiser's implementation (fused/foreach).
+
+    ``load_state_dict`` takes those flags from the saved groups too: a checkpoint written before the engine used
+    fused Adam would otherwise resume without it (and without the sync-free non-finite guard). Fused Adam keeps its
+    step counts on the parameters' device as float32, so older CPU step tensors are moved there.
+    """
+    impl = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, flags in zip(opt.param_groups, impl, strict=True):
+        group.update(flags)
+        if flags["fused"]:
+            for p in group["params"]:
+                st = opt.state.get(p)
+                if st and isinstance(st.get("step"), torch.Tensor):
+                    st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
+

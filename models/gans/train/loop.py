@@ -124,8 +124,8 @@ def train_gan(
         D.load_state_dict(state["D"])
         if G_ema is not None and "G_ema" in state:
             G_ema.load_state_dict(state["G_ema"])
-        opt_G.load_state_dict(state["opt_G"])
-        opt_D.load_state_dict(state["opt_D"])
+        ck.load_optimizer_state(opt_G, state["opt_G"])
+        ck.load_optimizer_state(opt_D, state["opt_D"])
         spec.loss.load_state_dict(state["loss"])
         counters.update({k: state["counters"][k] for k in counters if k in state["counters"]})
         rng = state["rng"][d.rank] if d.rank < len(state["rng"]) else state["rng"][0]
