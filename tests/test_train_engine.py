@@ -178,6 +178,16 @@ def test_skipped_step_leaves_weights_untouched():
     assert any(not torch.equal(stats_before[k], v) for k, v in spec.D.named_buffers())
 
 
+def test_stats_rows_are_strict_json(tmp_path):
+    from models.gans.train.stats import StatsWriter
+
+    w = StatsWriter(tmp_path, tensorboard=False)
+    w.write({"images_seen": 64, "grad_norm/D": float("nan"), "loss/D": 0.5, "x": float("inf")})
+    line = (tmp_path / "stats.jsonl").read_text().strip()
+    row = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert row == {"images_seen": 64, "grad_norm/D": None, "loss/D": 0.5, "x": None}
+
+
 def test_skip_without_fused_adam_falls_back_to_a_host_decision():
     """An optimiser without found_inf support (e.g. settings from an old checkpoint) still skips bad steps."""
     spec = build_gan("dcgan", res=32, size="tiny")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,13 @@ class StatsWriter:
         os.replace(tmp, self.path)
 
     def write(self, row: dict[str, Any]) -> None:
+        """Append one row. Non-finite numbers (e.g. a gradient norm right after a skipped step) become null, so
+        every line is strict JSON that any reader (jq, a browser) accepts."""
         if not self.enabled:
             return
+        row = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
         with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row, allow_nan=False) + "\n")
             f.flush()
         if self.tb is not None:
             step = int(row.get("images_seen", 0))
