@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import UserError
-from models.gans import MODELS, build_gan, ema_beta, ema_update
+from models.gans import MODELS, build_gan, ema_beta, ema_update, fir_fold
 from models.gans.ada import AdaptiveAugment
 from models.gans.diffaugment import DiffAugment, cutout, translation
 from models.gans.layers import downsample2d, fir_filter, fir_kernel, modulated_conv2d, upsample2d
@@ -436,7 +436,50 @@ def test_fir_impls_equal_depthwise_conv_to_second_order(impl, pad, gain, stride)
         assert fir_filter(xc, impl, pad, gain).is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("impl", ["blend", "pool"])
+def _fold_cases():
+    f = fir_kernel().double()
+    up_ref = lambda x, w: fir_filter(F.conv_transpose2d(x, w.transpose(0, 1).flip((2, 3)), stride=2), f, 1, gain=4.0)  # noqa: E731
+    down_ref = lambda x, w: F.conv2d(fir_filter(x, f, 2), w, stride=2)  # noqa: E731
+    return {"up": (fir_fold.up_conv, up_ref, (7, 5), 3), "down": (fir_fold.down_conv, down_ref, (8, 10), 3)}
+
+
+@pytest.mark.parametrize("kind", ["up", "down"])
+def test_fir_folded_into_convs_equals_filter_and_conv_to_second_order(kind):
+    """fir_impl="fold" merges the filter into the neighbouring conv (polyphase): the same map as the depthwise
+    filter and the stride-2 conv, in values, gradients (input and weight) and gradients of gradients; channels_last
+    in, channels_last out."""
+    fold, ref, size, k = _fold_cases()[kind]
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size, dtype=torch.double, requires_grad=True)
+    w = torch.randn(4, 5, k, k, dtype=torch.double, requires_grad=True)
+    y, y_ref = fold(x, w), ref(x, w)
+    torch.testing.assert_close(y, y_ref)
+    probe = torch.randn_like(y)
+    g = torch.autograd.grad((y.sin() * probe).sum(), (x, w), create_graph=True)
+    g_ref = torch.autograd.grad((y_ref.sin() * probe).sum(), (x, w), create_graph=True)
+    torch.testing.assert_close(g, g_ref)
+    torch.testing.assert_close(torch.autograd.grad(g[0].square().sum() + g[1].sum(), (x, w)),
+                               torch.autograd.grad(g_ref[0].square().sum() + g_ref[1].sum(), (x, w)))
+    xc = x.detach().float().contiguous(memory_format=torch.channels_last)
+    assert fold(xc, w.detach().float()).is_contiguous(memory_format=torch.channels_last)
+    fold_weight = fir_fold.fold_up_weight if kind == "up" else fir_fold.fold_down_weight
+    wl = fold_weight(w.detach(), channels_last=True)  # laid out as a channels_last conv reads it
+    assert wl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(wl, fold_weight(w.detach()), rtol=0, atol=0)
+
+
+def test_depth_to_space_inverts_space_to_depth_in_both_layouts():
+    x = torch.randn(2, 3, 4, 6)
+    for t in (x, x.contiguous(memory_format=torch.channels_last)):
+        s = fir_fold.space_to_depth(t)
+        assert s.shape == (2, 12, 2, 3)
+        torch.testing.assert_close(s[:, 3 * 1 + 2], t[:, 2, 0::2, 1::2])  # phase (0, 1), channel 2
+        torch.testing.assert_close(fir_fold.depth_to_space(s), t)
+    with pytest.raises(ValueError, match="even"):
+        fir_fold.space_to_depth(torch.randn(1, 1, 3, 4))
+
+
+@pytest.mark.parametrize("impl", ["blend", "pool", "fold"])
 def test_stylegan_fir_impls_give_the_same_networks(impl):
     """fir_impl changes how the filters run, not the model: same outputs, R1 and path-length gradients."""
     conv, other = _spec("stylegan_cond", res=16), _spec("stylegan_cond", res=16, fir_impl=impl)

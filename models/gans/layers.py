@@ -9,7 +9,6 @@ dtype. Every op keeps the memory format it is given, so channels_last inputs sta
 
 from __future__ import annotations
 
-import contextlib
 import math
 import weakref
 
@@ -17,15 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fir_fold
+from .precision import fp32_math
+
 SQRT2 = math.sqrt(2.0)
-
-
-def fp32_math(device: torch.device):
-    """A region where autocast is off (weight maths in fp32); a no-op on devices without autocast (meta, for
-    counting FLOPs from shapes alone)."""
-    if device.type in ("cpu", "cuda"):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def _scaled(t: torch.Tensor, gain: float) -> torch.Tensor:
@@ -79,8 +73,13 @@ class EqualConv2d(nn.Module):
         attach_fir(self, fir_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = (self.weight * (self.w_gain * self.out_gain)).to(x.dtype)
+        w = self.weight * (self.w_gain * self.out_gain)
         b = None if self.bias is None else _scaled(self.bias, self.out_gain).to(x.dtype)
+        if self.down and isinstance(self.fir, str) and self.fir == "fold" and self.kernel == 3:
+            # the filter merged into this conv (fir_fold.py): no filter pass
+            x = fir_fold.down_conv(x, w, b)
+            return F.leaky_relu(x, 0.2) if self.activation else x
+        w = w.to(x.dtype)
         if self.down and self.kernel == 1:
             # a 1x1 conv commutes with the filter: down-sample first and mix channels on a quarter of the pixels
             x = F.conv2d(fir_filter(x, self.fir, 1, stride=2), w, b)
@@ -178,10 +177,12 @@ class _FirConvT(torch.autograd.Function):
         return _FirConv.apply(gy, f, stride, padding), None, None, None, None
 
 
-FIR_IMPLS = ("conv", "blend", "pool")
-"""How ``fir_filter`` runs the low-pass (the same linear map in each; tests hold them equal to second order):
-"conv" one depthwise cuDNN convolution, "blend" per-axis weighted sums of shifted slices (elementwise ops that
-torch.compile fuses), "pool" the 2x2 box filter three times (``avg_pool2d``, native channels_last kernels)."""
+FIR_IMPLS = ("conv", "blend", "pool", "fold")
+"""How the low-pass runs (the same linear map in each; tests hold them equal to second order): "conv" one depthwise
+cuDNN convolution, "blend" per-axis weighted sums of shifted slices (elementwise ops that torch.compile fuses),
+"pool" the 2x2 box filter three times (``avg_pool2d``, native channels_last kernels), "fold" merged into the
+up/down-sampling convolution next to it (``fir_fold``: dense convs and a depth/space shuffle, no filter pass; where
+there is no convolution to merge with, it runs as "pool")."""
 
 
 def attach_fir(module: nn.Module, impl: str = "conv") -> None:
@@ -204,7 +205,7 @@ def fir_filter(x: torch.Tensor, f: torch.Tensor | str, pad: int, gain: float = 1
     """
     if isinstance(f, torch.Tensor):
         return _FirConv.apply(x, _prepared(f, gain, f.dtype), stride, pad)
-    if f == "pool":
+    if f in ("pool", "fold"):
         return _fir_pool(x, pad, gain, stride)
     if f == "blend":
         y = _fir_blend(x, FIR_TAPS, pad, gain)
@@ -285,7 +286,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     dt = x.dtype
     if not fused:
         x = x * s32.to(dt)[:, :, None, None]
-        if up:
+        if up and isinstance(fir, str) and fir == "fold" and k == 3:
+            x = fir_fold.up_conv(x, w32)
+        elif up:
             x = F.conv_transpose2d(x, w32.to(dt).transpose(0, 1).flip((2, 3)), stride=2)
             x = fir_filter(x, fir, 1, gain=4.0)
         else:
