@@ -2,11 +2,12 @@
 # Every GPU measurement coverbench's BENCHMARKS.md quotes, in one run on one CUDA machine (H100/H200), with a
 # deadline, writing JSON, logs and profiles into $OUT as it goes (so a timeout still returns what finished).
 #
-#   1. the FIR filters alone at the 256 px model's call sites, per implementation (bench_fir.py);
-#   2. stylegan_cond training, eager bf16 + channels_last, 256 px batch 32 and 64 px batch 64, with our default
-#      widths (channel_base 16384 below 512 px: NVIDIA's "auto"/paper256 widths) and with the widths of the
-#      issue's anchor, NVIDIA's "stylegan2" config (channel_base 32768: 3.0x the FLOPs per image at 256 px, 2.1x
-#      at 64 px), each with the depthwise-conv FIR and with fir_impl=pool (box-filter cascade, channels_last);
+#   1. stylegan_cond training, eager bf16 + channels_last, 256 px batch 32 and 64 px batch 64, our default widths
+#      (channel_base 16384 below 512 px: NVIDIA's "auto"/paper256 widths), with each way of running the FIR
+#      resampling: the depthwise conv (the default, baseline), fir_impl=pool (box-filter cascade, channels_last)
+#      and fir_impl=fold (the filter merged into the up/down convs: dense convs only, 1.8x the FLOPs);
+#   2. the same at the widths of the anchor, NVIDIA's "stylegan2" config (channel_base 32768: 3.0x the
+#      FLOPs per image at 256 px, 2.1x at 64 px); the FIR filters alone per implementation (bench_fir.py);
 #   3. 64 px with torch.compile in reduce-overhead mode (CUDA graphs for the compiled parts);
 #   4. the 256 px iteration split by kind with profiler tables (anchor widths, pool FIR); blend; NCHW;
 #   5. torch.compile (default mode) at 64 and 256 px, the old default-width profile;
@@ -15,6 +16,7 @@
 # image are not counted here (--no-flops): they depend on shapes only and BENCHMARKS.md has them from the meta-device
 # count (models.gans.train.perf.iteration_flops), which costs ~15 s of CPU per StyleGAN case.
 # Results: $OUT/results.json (one entry per finished case), $OUT/gpu_checks.log, $OUT/profiles/*.txt.
+# benchmark/speed/summarize_gpu_checks.py results.json --flops turns them into BENCHMARKS.md rows (same-run ratios).
 #
 # On the device machine: carry .whl and .devcarry (benchmark/speed/prepare_device.sh makes both). The 87 MB
 # Inception file does not fit the carry limit, so .devcarry holds a TorchScript copy stored in half precision, named
@@ -45,14 +47,18 @@ log="$OUT/gpu_checks.log"
 J=$(mktemp -d)  # this run's case JSONs only (a fixed folder would merge a previous run's leftovers)
 mkdir -p "$J" "$OUT/profiles"
 cases=(
-  "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
   "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --no-flops --json $J/sg256-eager.json"
   "sg256-eager-pool|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=pool --no-flops --json $J/sg256-eager-pool.json"
+  "sg256-eager-fold|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=fold --no-flops --json $J/sg256-eager-fold.json"
+  "sg64-eager|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-flops --json $J/sg64-eager.json"
+  "sg64-eager-pool|50|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam fir_impl=pool --no-flops --json $J/sg64-eager-pool.json"
+  "sg64-eager-fold|50|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam fir_impl=fold --no-flops --json $J/sg64-eager-fold.json"
   "sg256w-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --no-flops --json $J/sg256w-eager.json"
   "sg256w-eager-pool|90|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg256w-eager-pool.json"
-  "sg64-eager|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-flops --json $J/sg64-eager.json"
+  "sg256w-eager-fold|90|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam channel_base=32768 --hparam fir_impl=fold --no-flops --json $J/sg256w-eager-fold.json"
   "sg64w-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --no-flops --json $J/sg64w-eager.json"
   "sg64w-eager-pool|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg64w-eager-pool.json"
+  "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
   "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --no-flops --json $J/sg64-compile-cudagraphs.json"
   "sg256w-iterations-pool|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --hparam channel_base=32768 --hparam fir_impl=pool --json $J/sg256w-iterations-pool.json --profile $OUT/profiles"
   "sg256-eager-blend|80|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"

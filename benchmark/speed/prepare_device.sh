@@ -7,6 +7,8 @@
 # Then, with the device tool: carry [".whl", ".devcarry"] and run
 #   export COVERBENCH_INCEPTION_WEIGHTS=$PWD/.devcarry/inception_half.pt; OUT=$OUT DEADLINE_S=540 bash benchmark/speed/gpu_checks.sh
 # (check the commands first on CPU: SMOKE=1 OUT=/tmp/smoke bash benchmark/speed/gpu_checks.sh).
+# Afterwards: python benchmark/speed/summarize_gpu_checks.py <files_at>/results.json --flops (BENCHMARKS.md rows,
+# each ratio against the default case of the same run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
