@@ -1,7 +1,7 @@
 """Building blocks shared by the StyleGAN-style networks.
 
 Equalised learning rate (weights stored at unit variance, scaled at run time, so Adam sees every layer alike),
-FIR up/down-sampling with the [1, 3, 3, 1] filter (no custom CUDA; three interchangeable implementations, see
+FIR up/down-sampling with the [1, 3, 3, 1] filter (no custom CUDA; four interchangeable implementations, see
 ``FIR_IMPLS``), and the modulated/demodulated convolution in both its fused (grouped) and non-fused (batched) forms.
 Weight maths (modulation, demodulation) runs in fp32 even under autocast; the convolutions run in the autocast
 dtype. Every op keeps the memory format it is given, so channels_last inputs stay channels_last.
