@@ -440,7 +440,9 @@ def _fold_cases():
     f = fir_kernel().double()
     up_ref = lambda x, w: fir_filter(F.conv_transpose2d(x, w.transpose(0, 1).flip((2, 3)), stride=2), f, 1, gain=4.0)  # noqa: E731
     down_ref = lambda x, w: F.conv2d(fir_filter(x, f, 2), w, stride=2)  # noqa: E731
-    return {"up": (fir_fold.up_conv, up_ref, (7, 5), 3), "down": (fir_fold.down_conv, down_ref, (8, 10), 3)}
+    taps = fir_fold.fold_matrices()
+    return {"up": (lambda x, w: fir_fold.up_conv(x, w, taps), up_ref, (7, 5), 3),
+            "down": (lambda x, w: fir_fold.down_conv(x, w, taps), down_ref, (8, 10), 3)}
 
 
 @pytest.mark.parametrize("kind", ["up", "down"])
@@ -463,9 +465,10 @@ def test_fir_folded_into_convs_equals_filter_and_conv_to_second_order(kind):
     xc = x.detach().float().contiguous(memory_format=torch.channels_last)
     assert fold(xc, w.detach().float()).is_contiguous(memory_format=torch.channels_last)
     fold_weight = fir_fold.fold_up_weight if kind == "up" else fir_fold.fold_down_weight
-    wl = fold_weight(w.detach(), channels_last=True)  # laid out as a channels_last conv reads it
+    taps = fir_fold.fold_matrices()
+    wl = fold_weight(w.detach(), taps, channels_last=True)  # laid out as a channels_last conv reads it
     assert wl.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(wl, fold_weight(w.detach()), rtol=0, atol=0)
+    torch.testing.assert_close(wl, fold_weight(w.detach(), taps), rtol=0, atol=0)
 
 
 def test_depth_to_space_inverts_space_to_depth_in_both_layouts():

@@ -34,9 +34,6 @@ def _tap(g: tuple[float, ...], i: int) -> float:
     return g[i] if 0 <= i < len(g) else 0.0
 
 
-_MATRICES: dict[tuple, torch.Tensor] = {}
-
-
 def up_phase_matrix() -> list:
     """M[a][u][k]: weight of 3x3-kernel tap k at window offset u (padding 1) for output phase a, per axis.
 
@@ -56,33 +53,29 @@ def down_phase_matrix() -> list:
     return [[[_tap(g, 2 * v + p - k) for k in range(3)] for v in range(3)] for p in range(2)]
 
 
-def _fold_matrix(kind: str, like: torch.Tensor) -> torch.Tensor:
-    """(36, 9): rows (phase a, phase b, u, v), columns the 3x3 taps (k, l); the 2-D map is the per-axis one
-    applied to both axes. Made once per device and dtype (a host-to-device copy per forward would stall the host)."""
-    key = (kind, like.device, like.dtype)
-    if key not in _MATRICES or torch.compiler.is_compiling():
-        m = torch.tensor(up_phase_matrix() if kind == "up" else down_phase_matrix(), dtype=like.dtype)
-        k2 = torch.einsum("auk,bvl->abuvkl", m, m).reshape(36, 9).to(like.device)
-        if torch.compiler.is_compiling():
-            return k2
-        _MATRICES[key] = k2
-    return _MATRICES[key]
+def fold_matrices() -> torch.Tensor:
+    """(2, 36, 9) float32: [0] up, [1] down; rows (phase a, phase b, u, v), columns the 3x3 taps (k, l) (the 2-D map
+    is the per-axis one on both axes). A layer keeps it as a non-persistent buffer, so it moves with the module and
+    a compiled graph sees a buffer, not a fresh host-to-device copy per call."""
+    m = torch.tensor([up_phase_matrix(), down_phase_matrix()], dtype=torch.float64)
+    return torch.einsum("tauk,tbvl->tabuvkl", m, m).reshape(2, 36, 9).float()
 
 
-def fold_up_weight(w: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+def fold_up_weight(w: torch.Tensor, taps: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """(Cout, Cin, 3, 3) conv weights -> (4 Cout, Cin, 3, 3): one 3x3 conv whose depth-to-space is the up-conv.
-    ``channels_last`` lays the result out as a channels_last conv wants it (no copy inside the conv)."""
+    ``taps`` is ``fold_matrices()`` (on w's device); ``channels_last`` lays the result out as a channels_last conv
+    reads it (no copy inside the conv)."""
     co, ci = _check_3x3(w)
-    t = (w.reshape(co * ci, 9) @ _fold_matrix("up", w).t()).reshape(co, ci, 2, 2, 3, 3)
+    t = (w.reshape(co * ci, 9) @ taps[0].to(w.dtype).t()).reshape(co, ci, 2, 2, 3, 3)
     if channels_last:  # memory order (a, b, o, u, v, i)
         return t.permute(2, 3, 0, 4, 5, 1).reshape(4 * co, 3, 3, ci).permute(0, 3, 1, 2)
     return t.permute(2, 3, 0, 1, 4, 5).reshape(4 * co, ci, 3, 3)
 
 
-def fold_down_weight(w: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+def fold_down_weight(w: torch.Tensor, taps: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """(Cout, Cin, 3, 3) -> (Cout, 4 Cin, 3, 3): the 3x3 conv over space-to-depth that is "filter, stride-2 conv"."""
     co, ci = _check_3x3(w)
-    t = (w.reshape(co * ci, 9) @ _fold_matrix("down", w).t()).reshape(co, ci, 2, 2, 3, 3)
+    t = (w.reshape(co * ci, 9) @ taps[1].to(w.dtype).t()).reshape(co, ci, 2, 2, 3, 3)
     if channels_last:  # memory order (o, v, w, p, q, i)
         return t.permute(0, 4, 5, 2, 3, 1).reshape(co, 3, 3, 4 * ci).permute(0, 3, 1, 2)
     return t.permute(0, 2, 3, 1, 4, 5).reshape(co, 4 * ci, 3, 3)
@@ -126,16 +119,17 @@ def space_to_depth(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(n, c, h, 2, w, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, 4 * c, h, w)
 
 
-def up_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def up_conv(x: torch.Tensor, w: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """"Stride-2 transposed 3x3 conv with ``w`` (given as a conv weight), then the filter with gain 4": (N, Cin, H, W)
-    -> (N, Cout, 2H, 2W)."""
+    -> (N, Cout, 2H, 2W). ``taps``: ``fold_matrices()``."""
     with fp32_math(x.device):
-        wf = fold_up_weight(_fp32(w), _is_channels_last(x))
+        wf = fold_up_weight(_fp32(w), taps, _is_channels_last(x))
     return depth_to_space(F.conv2d(x, wf.to(x.dtype), padding=1))
 
 
-def down_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """"Filter with padding 2, then stride-2 3x3 conv": (N, Cin, 2H, 2W) -> (N, Cout, H, W)."""
+def down_conv(x: torch.Tensor, w: torch.Tensor, taps: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """"Filter with padding 2, then stride-2 3x3 conv": (N, Cin, 2H, 2W) -> (N, Cout, H, W). ``taps``:
+    ``fold_matrices()``."""
     with fp32_math(x.device):
-        wf = fold_down_weight(_fp32(w), _is_channels_last(x))
+        wf = fold_down_weight(_fp32(w), taps, _is_channels_last(x))
     return F.conv2d(space_to_depth(x), wf.to(x.dtype), None if b is None else b.to(x.dtype), padding=1)

@@ -77,7 +77,7 @@ class EqualConv2d(nn.Module):
         b = None if self.bias is None else _scaled(self.bias, self.out_gain).to(x.dtype)
         if self.down and isinstance(self.fir, str) and self.fir == "fold" and self.kernel == 3:
             # the filter merged into this conv (fir_fold.py): no filter pass
-            x = fir_fold.down_conv(x, w, b)
+            x = fir_fold.down_conv(x, w, self.fold_taps, b)
             return F.leaky_relu(x, 0.2) if self.activation else x
         w = w.to(x.dtype)
         if self.down and self.kernel == 1:
@@ -193,6 +193,8 @@ def attach_fir(module: nn.Module, impl: str = "conv") -> None:
         module.register_buffer("fir", fir_kernel(), persistent=False)
     else:
         module.fir = impl
+    if impl == "fold":
+        module.register_buffer("fold_taps", fir_fold.fold_matrices(), persistent=False)
 
 
 def fir_filter(x: torch.Tensor, f: torch.Tensor | str, pad: int, gain: float = 1.0, stride: int = 1) -> torch.Tensor:
@@ -258,7 +260,8 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, *, demodulate: bool = True,
                      up: bool = False, fir: torch.Tensor | str | None = None, fused: bool = False,
-                     gain: float = 1.0, add: torch.Tensor | None = None) -> torch.Tensor:
+                     gain: float = 1.0, add: torch.Tensor | None = None,
+                     fold_taps: torch.Tensor | None = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution: per-sample weights w'[n,o,i] = w[o,i] * s[n,i], optionally demodulated.
 
     x: (N, Cin, H, W); weight: (Cout, Cin, k, k) already scaled; styles: (N, Cin). The result is multiplied by
@@ -266,7 +269,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     `fused=False` scales activations instead of weights (x * s, shared conv, * d): one ordinary cuDNN conv,
     usually fastest for training batches. `fused=True` builds per-sample weights and runs one grouped conv.
     Both give the same result up to rounding. `up=True` doubles the resolution: a stride-2 transposed conv then
-    the FIR filter, equal to "FIR upsample, then conv" away from the borders at a quarter of the cost.
+    the FIR filter, equal to "FIR upsample, then conv" away from the borders at a quarter of the cost. With
+    ``fold_taps`` (``fir_fold.fold_matrices()``, fir_impl "fold") the non-fused up-conv runs as one conv to 4x the
+    channels and a depth-to-space instead.
     """
     n, cin, _, _ = x.shape
     cout, _, k, _ = weight.shape
@@ -286,8 +291,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     dt = x.dtype
     if not fused:
         x = x * s32.to(dt)[:, :, None, None]
-        if up and isinstance(fir, str) and fir == "fold" and k == 3:
-            x = fir_fold.up_conv(x, w32)
+        if up and fold_taps is not None and k == 3:
+            x = fir_fold.up_conv(x, w32, fold_taps)
         elif up:
             x = F.conv_transpose2d(x, w32.to(dt).transpose(0, 1).flip((2, 3)), stride=2)
             x = fir_filter(x, fir, 1, gain=4.0)
