@@ -43,9 +43,13 @@ def test_ratios_use_the_same_runs_default_of_the_same_configuration():
 
 def test_main_prints_a_markdown_table_and_refuses_a_missing_file(tmp_path, capsys):
     p = tmp_path / "results.json"
-    p.write_text(json.dumps({"sg64-eager": _case(64, 64, 412.0), "sg64-eager-fold": _case(64, 64, 824.0, fir="fold")}))
+    grads = {"device_name": "GPU", "res": 64, "batch": 8, "conv_probe": {"stride1": 0.003},
+             "impls": {"fold": {"r1": {"min_cosine": 0.1, "flagged": {"blocks.0.conv1.weight": 0.1}}}}}
+    p.write_text(json.dumps({"sg64-eager": _case(64, 64, 412.0), "sg64-eager-fold": _case(64, 64, 824.0, fir="fold"),
+                             "bf16-grads": grads}))
     assert main([str(p)]) == 0
     out = capsys.readouterr().out
     assert "| sg64-eager-fold | stylegan_cond, 64, 64 | 16384 | fir=fold | 824 | 1.21 | 2.00x (sg64-eager) |" in out
+    assert "fold: r1 min cosine 0.100 FLAGGED ['blocks.0.conv1.weight']" in out
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err

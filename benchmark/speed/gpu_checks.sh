@@ -2,6 +2,7 @@
 # Every GPU measurement coverbench's BENCHMARKS.md quotes, in one run on one CUDA machine (H100/H200), with a
 # deadline, writing JSON, logs and profiles into $OUT as it goes (so a timeout still returns what finished).
 #
+#   0. bf16 autocast gradients against strict fp32 (D loss, R1, G loss, path length; bf16_gradients.py);
 #   1. stylegan_cond training, eager bf16 + channels_last, 256 px batch 32 and 64 px batch 64, our default widths
 #      (channel_base 16384 below 512 px: NVIDIA's "auto"/paper256 widths), with each way of running the FIR
 #      resampling: the depthwise conv (the default, baseline), fir_impl=pool (box-filter cascade, channels_last)
@@ -47,6 +48,7 @@ log="$OUT/gpu_checks.log"
 J=$(mktemp -d)  # this run's case JSONs only (a fixed folder would merge a previous run's leftovers)
 mkdir -p "$J" "$OUT/profiles"
 cases=(
+  "bf16-grads|60|benchmark/speed/bf16_gradients.py --res 64 --batch 8 --json $J/bf16-grads.json"
   "sg256-eager|100|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --no-flops --json $J/sg256-eager.json"
   "sg256-eager-pool|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=pool --no-flops --json $J/sg256-eager-pool.json"
   "sg256-eager-fold|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=fold --no-flops --json $J/sg256-eager-fold.json"
@@ -82,7 +84,7 @@ PYEOF
 smoke() {  # SMOKE=1: the same commands shrunk to tiny CPU runs, to catch a broken case before device time is spent
   sed -E -e 's/--device cuda/--device cpu/; s/--res (64|256)/--res 32/; s/--batch [0-9]+/--batch 4/' \
     -e 's/--steps [0-9]+/--steps 1 --warmup 1 --size tiny/; s/--iters [0-9]+/--iters 2 --size tiny/' \
-    -e 's/(bench_fir.py .*)--json/\1--reps 1 --json/' <<<"$1"
+    -e 's/(bench_fir.py .*)--json/\1--reps 1 --json/; s/(bf16_gradients.py .*)--json/\1--size tiny --json/' <<<"$1"
 }
 for entry in "${cases[@]}"; do
   IFS='|' read -r name limit cmd <<<"$entry"

@@ -110,6 +110,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def precision_lines(grads: dict[str, Any]) -> list[str]:
+    """bf16_gradients.py's result: per FIR implementation and loss term, the lowest cosine to the fp32 gradient."""
+    lines = [f"bf16 vs fp32 gradients on {grads.get('device_name')} ({grads.get('res')} px, "
+             f"batch {grads.get('batch')}); one conv's double backward, relative error: "
+             + ", ".join(f"{k} {v:.3g}" for k, v in grads.get("conv_probe", {}).items())]
+    for impl, terms in grads.get("impls", {}).items():
+        lines.append(f"  {impl}: " + "; ".join(
+            f"{t} min cosine {r['min_cosine']:.3f}" + (f" FLAGGED {sorted(r['flagged'])}" if r["flagged"] else "")
+            for t, r in terms.items()))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", type=Path, help="results.json written by gpu_checks.sh")
@@ -121,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.results}: {e}", file=sys.stderr)
         return 2
     print(markdown(training_rows(results, count_flops(results) if args.flops else None)))
+    if isinstance(results.get("bf16-grads"), dict):
+        print("\n".join(["", *precision_lines(results["bf16-grads"])]))
     return 0
 
 

@@ -82,6 +82,8 @@ class Stepper:
             self._D_fast = torch.compile(self.D, **kw)
 
     def autocast(self):
+        # CUDA only: on the CPU, oneDNN's bf16 double backward of a padded stride-1 conv (R1, path length) gives
+        # wrong weight gradients (torch 2.14.1; benchmark/speed/bf16_gradients.py), and fp32 keeps CPU runs exact
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
 
     # -- which module (compiled or eager) a step may use
