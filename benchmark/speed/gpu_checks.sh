@@ -10,8 +10,9 @@
 #   2. the same at the widths of the issue's anchor, NVIDIA's "stylegan2" config (channel_base 32768: 3.0x the
 #      FLOPs per image at 256 px, 2.1x at 64 px); the FIR filters alone per implementation (bench_fir.py);
 #   3. 64 px with torch.compile in reduce-overhead mode (CUDA graphs for the compiled parts);
-#   4. the 256 px iteration split by kind with profiler tables (anchor widths, pool FIR); blend; NCHW;
-#   5. torch.compile (default mode) at 64 and 256 px, the old default-width profile;
+#   4. the 256 px iteration split by kind with profiler tables (anchor widths); blend; NCHW;
+#   5. torch.compile (default mode) at 64 and 256 px, the old default-width profile.
+#      Cases 3-5 run the FIR implementation that was fastest in step 1 at their resolution (@BEST64@, @BEST256@);
 #   6. log-mel clips/s, the cnn embedding of 50,000 clips, Inception fp32/TF32, DCGAN/WGAN-GP at 64 px.
 # Cases run in this order while the deadline allows (the later ones were measured in an earlier session). FLOPs per
 # image are not counted here (--no-flops): they depend on shapes only and BENCHMARKS.md has them from the meta-device
@@ -61,13 +62,13 @@ cases=(
   "sg64w-eager|70|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --no-flops --json $J/sg64w-eager.json"
   "sg64w-eager-pool|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --hparam channel_base=32768 --hparam fir_impl=pool --no-flops --json $J/sg64w-eager-pool.json"
   "fir256|60|benchmark/speed/bench_fir.py --res 256 --batch 32 --json $J/fir256.json"
-  "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --no-flops --json $J/sg64-compile-cudagraphs.json"
-  "sg256w-iterations-pool|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --hparam channel_base=32768 --hparam fir_impl=pool --json $J/sg256w-iterations-pool.json --profile $OUT/profiles"
+  "sg64-compile-cudagraphs|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --compile-mode reduce-overhead --hparam fir_impl=@BEST64@ --no-flops --json $J/sg64-compile-cudagraphs.json"
+  "sg256w-iterations-best|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --hparam channel_base=32768 --hparam fir_impl=@BEST256@ --json $J/sg256w-iterations-best.json --profile $OUT/profiles"
   "sg256-eager-blend|80|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --hparam fir_impl=blend --no-flops --json $J/sg256-eager-blend.json"
   "sg64-eager-nchw|60|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --no-channels-last --no-flops --json $J/sg64-eager-nchw.json"
-  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --no-flops --json $J/sg64-compile.json"
+  "sg64-compile|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --hparam fir_impl=@BEST64@ --no-flops --json $J/sg64-compile.json"
   "sg64-compile-blend|150|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 64 --batch 64 --steps 48 --compile --hparam fir_impl=blend --no-flops --json $J/sg64-compile-blend.json"
-  "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --compile --no-flops --json $J/sg256-compile.json"
+  "sg256-compile|240|-m benchmark.cli.app -q perf train --model stylegan_cond --device cuda --res 256 --batch 32 --steps 32 --compile --hparam fir_impl=@BEST256@ --no-flops --json $J/sg256-compile.json"
   "sg256-iterations|110|benchmark/speed/stylegan_iterations.py --res 256 --batch 32 --iters 16 --json $J/sg256-iterations.json --profile $OUT/profiles"
   "audio|70|benchmark/speed/bench_features.py --gpu-only --json $J/audio.json"
   "inception|70|benchmark/speed/bench_fid.py --skip-fid --inception 10000 --res 256 --batch-size 256 --device cuda --json $J/inception.json"
@@ -86,12 +87,27 @@ smoke() {  # SMOKE=1: the same commands shrunk to tiny CPU runs, to catch a brok
     -e 's/--steps [0-9]+/--steps 1 --warmup 1 --size tiny/; s/--iters [0-9]+/--iters 2 --size tiny/' \
     -e 's/(bench_fir.py .*)--json/\1--reps 1 --json/; s/(bf16_gradients.py .*)--json/\1--size tiny --json/' <<<"$1"
 }
+best_fir() {  # the FIR implementation with the most images/s among this run's sg<res>-eager{,-pool,-fold} cases
+  $PY - "$J" "$1" <<'PYEOF'
+import json, pathlib, sys
+folder, res = pathlib.Path(sys.argv[1]), sys.argv[2]
+rates = {}
+for impl, suffix in (("conv", ""), ("pool", "-pool"), ("fold", "-fold")):
+    p = folder / f"sg{res}-eager{suffix}.json"
+    if p.exists():
+        rates[impl] = json.loads(p.read_text()).get("images_per_s") or 0.0
+print(max(rates, key=rates.get) if rates else "conv")
+PYEOF
+}
 for entry in "${cases[@]}"; do
   IFS='|' read -r name limit cmd <<<"$entry"
   if [ -n "${SMOKE:-}" ]; then
     case "$name" in audio | inception) echo "-- $name: skipped (SMOKE: needs CUDA)" >>"$log"; continue ;; esac
     cmd=$(smoke "$cmd")
   fi
+  for res in 64 256; do  # later cases (compile, profiles) run the FIR implementation this run found fastest
+    [[ $cmd == *"@BEST$res@"* ]] && cmd=${cmd//@BEST$res@/$(best_fir $res)}
+  done
   left=$((DEADLINE_S - ($(date +%s) - start)))
   if ((left < 25)); then
     echo "-- $name: skipped (deadline)" >>"$log"
