@@ -43,10 +43,10 @@ def stylegan_gradients(G, D, z, c, real, *, bf16: bool) -> dict[str, dict[str, t
     out = {}
 
     def grads(loss, net):
-        params = [p for p in net.parameters() if p.requires_grad]
-        gs = torch.autograd.grad(loss, params, allow_unused=True)
+        named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        gs = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
         return {n: (g if g is not None else torch.zeros_like(p)).detach().float().clone()
-                for (n, p), g in zip(((n, p) for n, p in net.named_parameters() if p.requires_grad), gs, strict=True)}
+                for (n, p), g in zip(named, gs, strict=True)}
 
     with ctx:
         fake = G(z, c, noise_mode="const")

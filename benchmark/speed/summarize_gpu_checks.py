@@ -52,9 +52,10 @@ def training_rows(results: dict[str, dict], flops: dict[str, float] | None = Non
             baselines.setdefault(_config(r), (name, r))
     rows = []
     for name, r in train.items():
-        base = baselines.get(_config(r))
+        config = _config(r)
+        base = baselines.get(config)
         row = {"case": name, "model": r["model"], "res": r["res"], "batch": r["batch"],
-               "channel_base": (r.get("hparams") or {}).get("channel_base"), "variant": _variant(r),
+               "channel_base": config[3], "variant": _variant(r),
                "images_per_s": r["images_per_s"], "s_per_kimg": r["s_per_kimg"],
                "peak_memory_mb": r.get("peak_memory_mb"), "baseline": None, "vs_baseline": None,
                "vs_nvidia": None, "goal_met": None}

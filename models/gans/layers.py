@@ -75,7 +75,7 @@ class EqualConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * (self.w_gain * self.out_gain)
         b = None if self.bias is None else _scaled(self.bias, self.out_gain).to(x.dtype)
-        if self.down and isinstance(self.fir, str) and self.fir == "fold" and self.kernel == 3:
+        if self.down and self.fold_taps is not None and self.kernel == 3:
             # the filter merged into this conv (fir_fold.py): no filter pass
             x = fir_fold.down_conv(x, w, self.fold_taps, b)
             return F.leaky_relu(x, 0.2) if self.activation else x
@@ -193,8 +193,8 @@ def attach_fir(module: nn.Module, impl: str = "conv") -> None:
         module.register_buffer("fir", fir_kernel(), persistent=False)
     else:
         module.fir = impl
-    if impl == "fold":
-        module.register_buffer("fold_taps", fir_fold.fold_matrices(), persistent=False)
+    # the tap maps "fold" merges into the convs (None otherwise: the layer's one test for folding)
+    module.register_buffer("fold_taps", fir_fold.fold_matrices() if impl == "fold" else None, persistent=False)
 
 
 def fir_filter(x: torch.Tensor, f: torch.Tensor | str, pad: int, gain: float = 1.0, stride: int = 1) -> torch.Tensor:

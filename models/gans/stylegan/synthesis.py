@@ -50,7 +50,7 @@ class SynthesisLayer(nn.Module):
         else:
             raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}")
         x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
-                             fused=self.fused, gain=SQRT2, add=noise, fold_taps=getattr(self, "fold_taps", None))
+                             fused=self.fused, gain=SQRT2, add=noise, fold_taps=self.fold_taps)
         x = x.add_((self.bias * SQRT2).to(x.dtype)[None, :, None, None])
         return F.leaky_relu(x, 0.2, inplace=True)
 
