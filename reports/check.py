@@ -12,7 +12,10 @@ A name is looked up first among ``metrics`` (a bare metric name means its ``valu
 into that entry), otherwise from the top of ``metrics.json`` (``verdict.conditioning_works``, ``images_seen``).
 Bounds: ``min`` and ``max`` (numbers, inclusive) and ``equals`` (any scalar). A malformed file (bad YAML, a model
 that coverbench does not know, a name that ``metrics.json`` lacks, ``min > max``, a non-numeric bound) is the
-user's to fix: ``UserError``. A model without ``metrics.json`` is a failed check, not a malformed file.
+user's to fix: ``UserError``. So is a gate that checks nothing or less than it seems to: an empty file, a model
+listed with no checks, and a key given twice (YAML would silently keep the last one, dropping the first bound).
+A model without ``metrics.json`` is a failed check, not a malformed file. Model names are coverbench's GANs, or a
+GAN with a ``+suffix`` (e.g. ``stylegan_cond+pca``, one evaluation folder per conditioning source).
 
 Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
 baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
@@ -114,17 +117,45 @@ def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------------- thresholds file
+def is_model_name(name: Any) -> bool:
+    """A GAN name, or a GAN name with a ``+suffix`` (``stylegan_cond+pca``): the names of evaluation folders."""
+    if not isinstance(name, str):
+        return False
+    base, plus, suffix = name.partition("+")
+    return base in GAN_NAMES and (not plus or bool(suffix.strip()))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping key given twice (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise UserError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bound]]:
-    """Validate the structure of a loaded thresholds tree (model -> name -> bounds); names are checked later."""
-    if tree is None:
-        return {}
+    """Validate the structure of a loaded thresholds tree (model -> name -> bounds); names are checked later.
+
+    A gate that checks nothing (no models at all, or a model with no checks) is refused: it would pass CI vacuously.
+    """
+    if tree is None or tree == {}:
+        raise UserError(f"{source}: no checks (the file is empty): a gate that checks nothing would always pass")
     if not isinstance(tree, dict):
         raise UserError(f"{source}: expected a mapping of model -> {{metric: {{min, max, equals}}}}")
     out: dict[str, list[Bound]] = {}
     for model, block in tree.items():
-        if not isinstance(model, str) or model not in GAN_NAMES:
-            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)})")
-        if not isinstance(block, dict) or not block:
+        if not is_model_name(model):
+            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)}, or NAME+condition)")
+        if block is None or block == {}:
+            raise UserError(f"{source}: {model} is listed with no checks: give at least one, e.g. fid: {{max: 100}}")
+        if not isinstance(block, dict):
             raise UserError(f"{source}: {model} must map metric names to bounds, e.g. fid: {{max: 100}}")
         bounds = []
         for path, spec in block.items():
@@ -164,7 +195,9 @@ def load_thresholds(path: str | Path) -> dict[str, list[Bound]]:
     if not path.is_file():
         raise UserError(f"thresholds file {path} not found")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except UserError as e:
+        raise UserError(f"thresholds file {path}: {e}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -253,7 +286,7 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
     models: dict[str, dict[str, float]] = {}
     eval_root = run.root / "eval"
     for d in sorted(eval_root.iterdir()) if eval_root.is_dir() else []:
-        doc = read_metrics(run, d.name) if d.is_dir() and d.name in GAN_NAMES else None
+        doc = read_metrics(run, d.name) if d.is_dir() and is_model_name(d.name) else None
         if doc is None:
             continue
         vals = {

@@ -237,3 +237,35 @@ def test_bad_baseline_file(run_dir, tmp_path):
     bad.write_text(json.dumps({"models": [1, 2]}))
     with pytest.raises(UserError, match="no 'models' mapping"):
         check_thresholds(run_dir, baseline=bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "no checks (the file is empty)"),
+        ("# only a comment\n", "no checks (the file is empty)"),
+        ("{}\n", "no checks (the file is empty)"),
+        ("dcgan_cond:\n", "dcgan_cond is listed with no checks"),
+        ("dcgan_cond: {}\ndcgan:\n  fid: {max: 200}\n", "dcgan_cond is listed with no checks"),
+        ("dcgan:\n  fid: {max: 200}\ndcgan:\n  fid: {max: 1}\n", "duplicate key 'dcgan' at line 3 (first at line 1)"),
+        ("dcgan:\n  fid: {max: 200}\n  fid: {max: 1}\n", "duplicate key 'fid' at line 3 (first at line 2)"),
+        ("dcgan:\n  fid: {max: 200, max: 1}\n", "duplicate key 'max' at line 2"),
+    ],
+)
+def test_gate_that_checks_nothing_exit_2(run_dir, tmp_path, capsys, text, needle):
+    p = _write(tmp_path, text)
+    with pytest.raises(UserError, match="thresholds"):
+        load_thresholds(p)
+    code, _, err = run_cli(["check", "--run", "ci", "--thresholds", str(p)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in " ".join(err.split()), err
+
+
+def test_plus_suffixed_model_names(tmp_path):
+    """One GAN per conditioning source (``stylegan_cond+pca``) is a model of its own; a bare '+' or typo is not."""
+    bounds = load_thresholds(_write(tmp_path, "dcgan_cond+pca:\n  fid: {max: 85}\n"))
+    assert [(b.path, b.max) for b in bounds["dcgan_cond+pca"]] == [("fid", 85.0)]
+    for bad in ("dcgan_cond+", "dcgan_kond+pca"):
+        with pytest.raises(UserError, match="unknown model"):
+            load_thresholds(_write(tmp_path, f"{bad}:\n  fid: {{max: 85}}\n"))
