@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from benchmark import __version__, paths, progress
 from benchmark.cli import (
+    calibrate_cmd,
     check_cmd,
     config_cmd,
     data_cmd,
@@ -41,6 +42,7 @@ app.command("train")(train_cmd.train)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("report")(report_cmd.report)
 app.command("check")(check_cmd.check)
+app.command("calibrate")(calibrate_cmd.calibrate)
 
 
 def _version(value: bool) -> None:
