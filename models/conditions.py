@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmark.config.names import CONDITION_NAMES
 from benchmark.data.prepared import PreparedDataset
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 
-CONDITIONS = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn")
+CONDITIONS = CONDITION_NAMES
 
 
 def genre_onehot(ds: PreparedDataset) -> np.ndarray:
@@ -28,6 +29,10 @@ def load_conditions(ds: PreparedDataset, source: str, run: RunPaths | None) -> n
         if (ds.genre_idx < 0).all():
             raise UserError(f"dataset {ds.name!r} has no genres: choose an encoder condition (e.g. --condition pca)")
         return genre_onehot(ds)
+    if source == "attributes":
+        from models.encoders.plain import check_attributes
+
+        check_attributes(ds)
     if run is None:
         raise UserError(f"condition {source!r} needs a run holding `bench encode --encoder {source}` output")
     from models.encoders.pipeline import load_embeddings

@@ -73,7 +73,9 @@ def comparison_table(results: dict[str, dict], title: str) -> Table:
     for name, ev in results.items():
         km = ev.get("kmeans", {})
         extra = ""
-        if "explained_variance" in ev:
+        if "skipped" in ev:
+            extra = f"skipped: {ev['skipped']}"
+        elif "explained_variance" in ev:
             extra = f"explained var {ev['explained_variance']:.3f}"
         elif "autoencoder_mse_test" in ev.get("reconstruction", {}):
             r = ev["reconstruction"]

@@ -2,10 +2,11 @@
 
 A prepared dataset is a folder (see ``benchmark.paths.DatasetPaths``)::
 
-    tracks.parquet     one row per track: ids, names, genre, Spotify attributes, split, audio_len
+    tracks.parquet     one row per track: ids, names, genre, Spotify attributes (NaN where absent), split,
+                       audio_len, cover_hash / audio_hash (exact-duplicate fingerprints)
     covers_<R>.npy     uint8 (N, R, R, 3), memory-mapped, row i = tracks row i
     audio.npy          int16 (N, L), memory-mapped, fixed length L (zero-padded; audio_len = valid samples)
-    manifest.json      source, counts, genres, resolutions, hashes, package versions
+    manifest.json      source, counts, genres, resolutions, hashes, duplicates, split warnings, versions
     rejected.csv       every input that was not taken, and why
 
 It is written into a temporary sibling folder and renamed into place only when complete, so a crash never
@@ -138,6 +139,22 @@ class DatasetWriter:
         self._audio[row, len(wave) :] = 0
         return len(wave)
 
+    def _content_hashes(self, audio_len: np.ndarray) -> tuple[list[str | None], list[str | None]]:
+        """Per row: a hash of the largest cover's pixels and of the valid audio samples (None when all zero).
+
+        All-zero content (a blank cover, digital silence, rows never written) is not a fingerprint of anything,
+        so it ties no tracks together.
+        """
+        covers = self._covers[max(self.resolutions)]
+        cover_h: list[str | None] = []
+        audio_h: list[str | None] = []
+        for i in range(len(audio_len)):  # the rows kept (after compaction)
+            c = np.ascontiguousarray(covers[i])
+            cover_h.append(hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() if c.any() else None)
+            a = np.ascontiguousarray(self._audio[i, : int(audio_len[i])])
+            audio_h.append(hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() if a.any() else None)
+        return cover_h, audio_h
+
     def abort(self) -> None:
         self._covers.clear()
         self._audio = None
@@ -187,7 +204,7 @@ class DatasetWriter:
         if len(tracks) == 0:
             self.abort()
             raise UserError("no valid tracks: nothing was written")
-        missing = [c for c in ("track_id", "genre", *ATTRIBUTES) if c not in tracks.columns]
+        missing = [c for c in ("track_id", "genre") if c not in tracks.columns]
         if missing:
             raise ValueError(f"tracks table lacks columns {missing}")
         if tracks["track_id"].duplicated().any():
@@ -205,8 +222,19 @@ class DatasetWriter:
         genre_names = list(genres) if genres is not None else sorted(tracks["genre"].dropna().astype(str).unique())
         lookup = {g: i for i, g in enumerate(genre_names)}
         tracks["genre_idx"] = [lookup.get(g, -1) if isinstance(g, str) else -1 for g in tracks["genre"]]
+        for col in ATTRIBUTES:  # an absent attribute column is unknown for every track
+            if col not in tracks.columns:
+                tracks[col] = np.nan
+        tracks["cover_hash"], tracks["audio_hash"] = self._content_hashes(tracks["audio_len"].to_numpy())
         has_artists = tracks["artist_id"].notna().any()
-        tracks["split"] = assign_splits(tracks["genre"], tracks["artist_id"] if has_artists else None, split)
+        result = split_tracks(
+            tracks["genre"],
+            tracks["artist_id"] if has_artists else None,
+            split,
+            links=[tracks["cover_hash"].tolist(), tracks["audio_hash"].tolist()],
+        )
+        tracks["split"] = result.split
+        self.warnings = list(result.warnings)
         tracks["row"] = np.arange(len(tracks))
         for col in ID_COLUMNS:
             tracks[col] = tracks[col].astype("string")
@@ -240,6 +268,9 @@ class DatasetWriter:
             "sample_rate": self.sample_rate,
             "audio_samples": self.audio_samples,
             "split": (split or SplitConfig()).model_dump(),
+            "split_warnings": self.warnings,
+            "attributes_available": [c for c in ATTRIBUTES if tracks[c].notna().any()],
+            "duplicates": duplicate_report(tracks),
             "files": files,
             "versions": package_versions(),
             **(extra or {}),
@@ -256,6 +287,30 @@ class DatasetWriter:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.dest
+
+
+def duplicate_report(tracks: pd.DataFrame, examples: int = 10) -> dict[str, Any]:
+    """Exact duplicates across tracks (same audio samples, or the same cover on different albums).
+
+    Tracks of one album share its cover by design, so a cover counts only when it appears on more than one album
+    (or on more than one track where album ids are missing). Duplicates were kept in one split by the splitter.
+    """
+    out: dict[str, Any] = {}
+    album = tracks["album_id"].astype(object).where(tracks["album_id"].notna(), tracks["track_id"]).astype(str)
+    for kind, col in (("audio", "audio_hash"), ("covers", "cover_hash")):
+        if col not in tracks.columns:
+            continue
+        h = tracks[col]
+        ok = h.notna()
+        unit = tracks["track_id"].astype(str) if kind == "audio" else album
+        per = pd.DataFrame({"h": h[ok], "unit": unit[ok], "track": tracks["track_id"].astype(str)[ok]})
+        spread = per.groupby("h")["unit"].nunique()
+        dup = spread.index[spread.to_numpy() > 1]
+        rows = per[per["h"].isin(dup)]
+        groups = [sorted(v.tolist()) for _, v in rows.groupby("h")["track"]]
+        groups.sort(key=lambda v: (-len(v), v[0]))
+        out[kind] = {"groups": len(groups), "tracks": int(len(rows)), "examples": groups[:examples]}
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -330,6 +385,11 @@ class PreparedDataset:
     @property
     def is_synthetic(self) -> bool:
         return self.manifest.get("kind") == "synthetic"
+
+    @property
+    def attributes_available(self) -> list[str]:
+        """The Spotify attribute columns this dataset has (datasets from before the field have all of them)."""
+        return list(self.manifest.get("attributes_available", ATTRIBUTES))
 
     @property
     def genre_idx(self) -> np.ndarray:

@@ -107,5 +107,7 @@ def accuracy_from_predictions(
             "ceiling_p_value": ceiling_p,
             "effect_normalised": normalised,
             "n_bootstrap": n_bootstrap,
+            # classes (indices) the ceiling cannot speak for: no real test cover carries them
+            "classes_absent_from_test": [int(c) for c in np.flatnonzero(np.bincount(test_labels, minlength=k) == 0)],
         },
     )

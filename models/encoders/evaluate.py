@@ -46,7 +46,10 @@ def linear_probe(
         clf.fit(xtr, y_train)
         pred = clf.predict(xte)
     out["accuracy"] = float(accuracy_score(y_test, pred))
-    out["macro_f1"] = float(f1_score(y_test, pred, average="macro", labels=np.arange(n_classes), zero_division=0))
+    # macro-F1 over the classes the test split holds: a class without test tracks has no F1, not an F1 of 0
+    present = np.unique(np.asarray(y_test))
+    out["macro_f1"] = float(f1_score(y_test, pred, average="macro", labels=present, zero_division=0))
+    out["classes_absent"] = [int(c) for c in np.setdiff1d(np.arange(n_classes), present)]
     out.update(chance_levels(y_test, n_classes))
     return out
 
@@ -216,6 +219,9 @@ def evaluate_embeddings(
     if tr.sum() >= LABELLED_MIN and te.sum() >= 1:
         out["linear_probe"] = linear_probe(x[tr], y[tr], x[te], y[te], k, seed)
         out["knn"] = knn_accuracy(x[tr], y[tr], x[te], y[te], k, k=10)
+        absent = out["linear_probe"]["classes_absent"]
+        if absent:
+            out["classes_absent_from_test"] = [genres[c] for c in absent]
     else:
         out["linear_probe"] = out["knn"] = {"skipped": "needs labelled train and test tracks"}
     rows = np.flatnonzero(lab)

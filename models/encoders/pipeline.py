@@ -135,6 +135,9 @@ def encode(
     if any(n in FEATURE_ENCODERS for n in names):
         ensure_features(ds, workers)
     results: dict[str, dict] = {}
+    if "attributes" in names and len(names) > 1 and not ds.attributes_available:
+        names = [n for n in names if n != "attributes"]  # asked alone, it raises the UserError that says why
+        results["attributes"] = {"skipped": f"dataset {ds.name!r} has no Spotify attribute columns"}
     for name in names:
         out_dir = run_paths.encoder(name)
         out_dir.mkdir(parents=True, exist_ok=True)

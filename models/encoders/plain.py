@@ -51,9 +51,18 @@ class GenreEncoder:
         return enc
 
 
+def check_attributes(ds: PreparedDataset) -> None:
+    """UserError when the dataset has no attribute columns (a collection from outside Spotify's API)."""
+    if not ds.attributes_available:
+        raise UserError(
+            f"the 'attributes' condition is unavailable for dataset {ds.name!r}: its track table had none of the "
+            f"Spotify attribute columns ({', '.join(ATTRIBUTES)}); use genre or an audio encoder (e.g. pca)"
+        )
+
+
 @register("attributes")
 class AttributesEncoder:
-    """The 12 Spotify attributes standardised with train-split mean/std (missing values -> the train mean)."""
+    """The Spotify attributes the dataset has, standardised with train-split mean/std (missing values -> the mean)."""
 
     def __init__(self, cfg: EncodersConfig | None = None, device: str | None = None):
         self.scaler: Standardizer | None = None
@@ -68,6 +77,8 @@ class AttributesEncoder:
         return np.stack([table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in self.columns], axis=1)
 
     def fit(self, ds: PreparedDataset, train_rows, val_rows, cfg: EncodersConfig | None = None) -> AttributesEncoder:
+        check_attributes(ds)
+        self.columns = [c for c in ATTRIBUTES if c in ds.attributes_available]
         x = self._raw(ds, np.asarray(train_rows, np.int64))
         mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0) if len(x) else np.zeros(self.dim)
         mean = np.nan_to_num(mean)

@@ -2,14 +2,17 @@
 
 Policy, so the importer never guesses silently:
 
-* ``track_id`` and the 12 attribute columns are required. Without them the file is not the expected dump, so we
-  stop with a UserError naming the missing columns rather than invent values.
+* ``track_id`` is required: without it the file is not a track table, so we stop with a UserError.
+* The 12 Spotify attribute columns are optional as whole columns: a collection from anywhere but Spotify's API
+  (FMA, GTZAN, a personal library) has none. An absent column is NaN for every track and is listed in the
+  manifest (``absent_attribute_columns``); the ``attributes`` condition then says it is unavailable. A column that
+  is present must hold a number in every row, as before.
 * ``album_id``, ``artist_id``, the name columns and ``genre`` are optional (None where missing). Without
   ``artist_id`` the artist name stands in, so splits stay artist-disjoint.
 * Extra columns are ignored and listed in the manifest's source info.
 * Text that is not UTF-8 is read as cp1252, then latin-1 (which always decodes); the encoding used is recorded.
-* A row with an empty id, or a missing / non-numeric / non-finite attribute, is rejected naming the column; a
-  repeated track id keeps its first row and rejects the later ones.
+* A row with an empty id, or a missing / non-numeric / non-finite value in a present attribute column, is
+  rejected naming the column; a repeated track id keeps its first row and rejects the later ones.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ OPTIONAL = {
     "track": ("track_name", "track", "name"),
     "genre": ("genre", "track_genre"),
 }
-REQUIRED = ("track_id", *ATTRIBUTES)
+REQUIRED = ("track_id",)
 
 
 @dataclass
@@ -96,9 +99,9 @@ def read_metadata(path: Path) -> Metadata:
     if missing:
         raise UserError(
             f"metadata file {path} lacks required column(s): {', '.join(missing)} "
-            f"(expected a Spotify-style CSV with track_id and the attributes {', '.join(ATTRIBUTES)})"
+            f"(expected a CSV of tracks with a track_id column; the attributes {', '.join(ATTRIBUTES)} are optional)"
         )
-    used: set[str] = set(REQUIRED)
+    used: set[str] = set(REQUIRED) | {c for c in ATTRIBUTES if c in frame.columns}
     out = pd.DataFrame({"track_id": frame["track_id"].astype(str).str.strip()})
     absent: list[str] = []
     for target, names in OPTIONAL.items():
@@ -117,7 +120,10 @@ def read_metadata(path: Path) -> Metadata:
 
     lines = np.arange(len(frame)) + 2  # header is line 1 (ignores quoted newlines; good enough to find a row)
     bad: dict[int, list[str]] = {}
-    for col in ATTRIBUTES:
+    absent_attributes = [c for c in ATTRIBUTES if c not in frame.columns]
+    for col in absent_attributes:
+        out[col] = np.nan  # a whole missing column is "unknown", never a row error
+    for col in (c for c in ATTRIBUTES if c in frame.columns):
         values = pd.to_numeric(frame[col].str.strip(), errors="coerce")
         ok = np.isfinite(values.to_numpy(dtype=float))
         for i in np.flatnonzero(~ok):
@@ -151,6 +157,7 @@ def read_metadata(path: Path) -> Metadata:
         "csv_encoding": encoding,
         "extra_columns": extra,
         "absent_optional_columns": absent,
+        "absent_attribute_columns": absent_attributes,
     }
     if encoding != "utf-8-sig":
         info["csv_encoding_note"] = f"not valid UTF-8: decoded as {encoding}"

@@ -115,6 +115,11 @@ def _import_tree(
     source.update(meta.info)
     source["metadata"] = _rel(csv_path, root)
     notes = [f"{csv_path.name}: {meta.info['csv_encoding_note']}"] if "csv_encoding_note" in meta.info else []
+    absent_attr = list(meta.info.get("absent_attribute_columns") or [])
+    if len(absent_attr) == len(ATTRIBUTES):
+        notes.append(f"{csv_path.name}: no Spotify attribute columns: the 'attributes' condition is unavailable")
+    elif absent_attr:
+        notes.append(f"{csv_path.name}: attribute column(s) {', '.join(absent_attr)} absent (NaN for every track)")
     rejected += meta.rejected
 
     media = index_media(root)
@@ -160,6 +165,7 @@ def _import_tree(
     except BaseException:
         writer.abort()
         raise
+    notes += writer.warnings
     rejected_list_path(dest).unlink(missing_ok=True)  # a list left by an earlier failed try is stale now
     return ImportResult(paths=paths, kept=len(kept_rows), rejected=rejected_df, seconds=0.0, notes=notes)
 
