@@ -3,6 +3,13 @@
 from .accuracy import accuracy_from_predictions, conditional_accuracy
 from .cas import classification_accuracy_score
 from .classifier import ConditionClassifier, ConditionClusters
+from .frechet import (
+    JointFrechetResult,
+    cfid_from_stats,
+    conditional_frechet_distance,
+    frechet_joint_distance,
+    joint_conditioning_tests,
+)
 from .purity import cluster_purity
 from .retrieval import condition_retrieval
 from .sensitivity import condition_sensitivity
@@ -13,15 +20,20 @@ __all__ = [
     "RULE",
     "ConditionClassifier",
     "ConditionClusters",
+    "JointFrechetResult",
     "TestResult",
     "accuracy_from_predictions",
+    "cfid_from_stats",
     "classification_accuracy_score",
     "cluster_purity",
     "condition_retrieval",
     "condition_sensitivity",
+    "conditional_frechet_distance",
     "conditional_accuracy",
     "conditioning_verdict",
+    "frechet_joint_distance",
     "holm",
+    "joint_conditioning_tests",
     "permutation_p",
     "wilson_interval",
 ]
