@@ -15,6 +15,8 @@ from sklearn.cluster import KMeans
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
+from benchmark.plot_text import plain, plain_text_rc
+
 
 def mean_colors(images: np.ndarray) -> np.ndarray:
     """Mean RGB in [0, 1] per uint8 NHWC image."""
@@ -124,6 +126,14 @@ def save_tsne_plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with plain_text_rc():  # genre names are data: never LaTeX (and escaped for mathtext below)
+        return _draw_tsne_plots(plt, result, out_dir, genre_names, real_images, prefix)
+
+
+def _draw_tsne_plots(
+    plt: Any, result: dict[str, Any], out_dir: Path, genre_names: list[str], real_images: np.ndarray | None,
+    prefix: str,
+) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     xy, genres = result["real_xy"], result["real_genres"]
@@ -134,7 +144,7 @@ def save_tsne_plots(
     for g, name in enumerate(genre_names):
         m = genres == g
         if m.any():
-            ax.scatter(xy[m, 0], xy[m, 1], s=6, color=cmap(g % cmap.N), label=str(name), alpha=0.8)
+            ax.scatter(xy[m, 0], xy[m, 1], s=6, color=cmap(g % cmap.N), label=plain(name), alpha=0.8)
     if "gen_xy" in result:
         gxy = result["gen_xy"]
         gc = result.get("gen_conditions")

@@ -412,11 +412,35 @@ def _open_dataset(dataset: PreparedDataset | str | None, docs: list[dict]) -> tu
         return None, f"not available: {e}"
 
 
+def relationship_rows(rel: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Table rows of a probe: genre, then one per audio embedding (older files hold one, named apart)."""
+    if not rel:
+        return []
+    rows = [{"label": "cover → genre accuracy", "key": "genre", "r": rel.get("genre"), "source": None}]
+    audio = rel.get("audio")
+    if isinstance(audio, dict) and "value" not in audio:  # {encoder: result}
+        runs = {a.get("encoder"): a.get("run") for a in rel.get("audio_embeddings") or []}
+        for name, r in audio.items():
+            src = f"{name}, run {runs[name]}" if runs.get(name) else name
+            rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": r, "source": src})
+    elif audio:
+        rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": audio,
+                     "source": rel.get("audio_embedding")})
+    if len(rows) == 1:
+        rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": None, "source": None})
+    return rows
+
+
 def _data_page(ds: PreparedDataset | None, note: str, run: RunPaths) -> dict[str, Any]:
     from benchmark.data.info import dataset_summary
 
     rel = _read_json(run.root / "eval" / "relationship.json")
-    ctx: dict[str, Any] = {"dataset": None, "note": note, "relationship": rel}
+    if ds is not None:
+        from benchmark.data.info import read_probe
+
+        rel = read_probe(ds) or rel  # the dataset's own probe (bench data probe) while its content is unchanged
+    ctx: dict[str, Any] = {"dataset": None, "note": note, "relationship": rel,
+                           "relationship_rows": relationship_rows(rel)}
     if ds is None:
         return ctx
     rej = ds.rejected()

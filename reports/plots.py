@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmark.plot_text import plain, plain_text_rc
+
 CURVES = (
     ("losses", ("loss/D", "loss/G")),
     ("discriminator outputs", ("D/real", "D/fake")),
@@ -32,9 +34,6 @@ def read_stats(path: Path) -> list[dict]:
 
 def training_curves(stats_path: Path, out: Path, title: str = "") -> Path | None:
     """Plot losses, D outputs and throughput against kimg; None when there is nothing to plot."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     rows = read_stats(Path(stats_path))
     panels = []
     for name, keys in CURVES:
@@ -51,21 +50,28 @@ def training_curves(stats_path: Path, out: Path, title: str = "") -> Path | None
             panels.append((name, series))
     if not panels:
         return None
+    with plain_text_rc():  # every Text (ticks too) is made without LaTeX; data strings are escaped
+        return _draw_curves(panels, Path(out), plain(title) if title else "")
+
+
+def _draw_curves(panels: list, out: Path, title: str) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.2 * len(panels), 3.2), dpi=100)
     FigureCanvasAgg(fig)
     for i, (name, series) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for k, pts in series:
             xs, ys = zip(*pts, strict=True)
-            ax.plot(xs, ys, marker="." if len(pts) < 30 else None, label=k)
-        ax.set_title(name, fontsize=10)
+            ax.plot(xs, ys, marker="." if len(pts) < 30 else None, label=plain(k))
+        ax.set_title(plain(name), fontsize=10)
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(out)
     return out

@@ -1,4 +1,4 @@
-"""``bench data synth|import|info``."""
+"""``bench data synth|import|info|probe``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ app = typer.Typer(help="Create, import and inspect prepared datasets.", no_args_
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace an existing dataset of that name")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", min=1, help="worker processes (default: all cores)")]
+
+
+@app.callback()
+def _remove_stale_temp() -> None:
+    # every `bench data` command first removes what killed imports and syntheses left (.NAME.tmp-PID folders)
+    from benchmark.storage import remove_stale_temp
+
+    for p in remove_stale_temp(paths.data_root()):
+        common.console.print(f"[dim]removed {escape(str(p))}, left by a process that no longer runs[/]")
 
 
 @app.command("synth")
@@ -96,8 +105,8 @@ def import_(
         workers=cfg.data.workers,
         force=force,
     )
-    print_import_summary(result)
-    print_info(PreparedDataset(result.paths))
+    print_import_summary(result)  # its notes carry the split warnings
+    print_info(PreparedDataset(result.paths), warnings=False)
 
 
 @app.command("info")
@@ -106,6 +115,37 @@ def info(name: Annotated[str, typer.Argument(help="dataset name or folder")] = "
     from benchmark.data.prepared import PreparedDataset
 
     print_info(PreparedDataset.open(name))
+
+
+@app.command("probe")
+def probe(
+    name: Annotated[str, typer.Argument(help="dataset name or folder")] = "default",
+    features: Annotated[
+        str, typer.Option("--features", help="inception (pretrained, default), covernet (val+test only) or colour")
+    ] = "inception",
+    folds: Annotated[int, typer.Option("--folds", min=2, help="artist-grouped cross-validation folds")] = 5,
+    permutations: Annotated[int, typer.Option("--permutations", min=100, help="permutations per p-value")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+) -> None:
+    """Is there a cover <-> music relationship to learn? Probe real covers, no model needed (writes probe.json)."""
+    from benchmark.data.info import probe_path
+    from benchmark.data.prepared import PreparedDataset
+    from benchmark.pipeline.probe import probe_dataset, probe_table
+
+    ds = PreparedDataset.open(name)
+    out = probe_dataset(ds, features, folds, n_permutations=permutations, seed=seed)
+    table = Table(title=f"relationship probe on {escape(ds.name)}: {escape(out['extractor'])} features, "
+                  f"{escape(out['cv'])}")
+    for col in ("target", "value", "95% interval", "null", "p", "n"):
+        table.add_column(col, justify="left" if col == "target" else "right")
+    for r in probe_table(out).itertuples():
+        table.add_row(escape(r.target), f"{r.value:.3f}", f"[{r.lo:.3f}, {r.hi:.3f}]", f"{r.null:.3f}",
+                      f"{r.p:.4f}", str(r.n))
+    common.console.print(table)
+    if not out["audio_embeddings"]:
+        common.console.print("[yellow]note:[/] no audio embeddings for this dataset yet (run `bench encode`): "
+                             "genre side only")
+    common.console.print(f"[green]wrote[/] {escape(str(probe_path(ds)))}")
 
 
 def print_import_summary(result) -> None:  # noqa: ANN001 - ImportResult, imported lazily
@@ -122,7 +162,7 @@ def print_import_summary(result) -> None:  # noqa: ANN001 - ImportResult, import
         common.console.print(f"[yellow]note:[/] {escape(note)}")
 
 
-def print_info(ds) -> None:  # noqa: ANN001 - PreparedDataset, imported lazily
+def print_info(ds, warnings: bool = True) -> None:  # noqa: ANN001 - PreparedDataset, imported lazily
     from benchmark.data.info import dataset_summary
 
     s = dataset_summary(ds)
@@ -139,3 +179,5 @@ def print_info(ds) -> None:  # noqa: ANN001 - PreparedDataset, imported lazily
         table.add_row(escape(str(genre)), *[str(counts[sp]) for sp in s["splits"]], str(sum(counts.values())))
     table.add_row("[bold]all[/]", *[str(s["split_counts"][sp]) for sp in s["splits"]], str(s["tracks"]))
     common.console.print(table)
+    for w in s.get("warnings", []) if warnings else []:
+        common.console.print(f"[yellow]warning:[/] {escape(w)}")

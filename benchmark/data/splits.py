@@ -56,6 +56,13 @@ def _group_ids(n: int, artists: Sequence[object] | None, links: Sequence[Sequenc
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
+def track_groups(tracks: pd.DataFrame) -> np.ndarray:
+    """Group ids of a prepared tracks table, as the splitter forms them (artist, same audio, same cover)."""
+    artists = tracks["artist_id"] if "artist_id" in tracks and tracks["artist_id"].notna().any() else None
+    links = [tracks[c].tolist() for c in ("cover_hash", "audio_hash") if c in tracks]
+    return _group_ids(len(tracks), artists, links)
+
+
 def split_tracks(
     genres: Sequence[object],
     artists: Sequence[object] | None,

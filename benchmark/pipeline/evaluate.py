@@ -311,44 +311,26 @@ def _tsne(ds, model, out_dir, ext, tr_cache, te_cache, images, gen_x, asked, cfg
 
 
 def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *, device_kind: str = "auto") -> dict:
-    """The relationship probe on real pairs (no model): do held-out real covers predict genre (and audio)?
+    """The relationship probe on real pairs (no model): do real covers predict genre (and audio)?
 
-    Uses val+test covers only, so covernet (trained on the train split) never scores covers it was fit on.
+    Reuses ``data/<name>/probe.json`` (``bench data probe``: artist-grouped k-fold over all labelled covers,
+    Inception by default) while the dataset's content and the fold count are unchanged; otherwise runs the same
+    probe here with ``cfg.features`` (covernet scores val+test covers only, never the covers it was fit on)
+    and this run's audio embeddings.
     """
-    from metrics.relationship import relationship_probe
+    from benchmark.pipeline.probe import probe_dataset, read_probe
 
-    device = pick_device(device_kind)
-    res = min(ds.resolutions)
-    ext = make_extractor(ds, cfg.features, res, cfg, device)
-    va, va_rows = real_features(ds, "val", res, ext)
-    te, te_rows = real_features(ds, "test", res, ext)
-    x = np.concatenate([va.features, te.features])
-    rows = np.concatenate([va_rows, te_rows])
-    y = ds.genre_idx[rows]
-    ok = y >= 0
-    audio = None
-    source = None
-    for name in ("pca", "cnn", "autoencoder", "rnn"):
-        try:
-            audio = load_conditions(ds, name, run)[rows[ok]]
-            source = name
-            break
-        except UserError:
-            continue
-    r = relationship_probe(
-        x[ok], y[ok], audio, folds=cfg.relationship_folds, n_permutations=min(cfg.n_permutations, 1000), seed=cfg.seed
-    )
-    out = {
-        "schema_version": SCHEMA_VERSION,
-        "dataset": ds.name,
-        "extractor": ext.name,
-        "res": res,
-        "covers": "val+test (held out from covernet training)",
-        "genre": r["genre"].to_dict() if r["genre"] is not None else None,
-        "audio": r["audio"].to_dict() if r["audio"] is not None else None,
-        "audio_embedding": source,
-    }
-    out = _jsonable(out)
+    probe = read_probe(ds)
+    source = "bench data probe (data/<name>/probe.json)"
+    if probe is None or probe.get("folds") != cfg.relationship_folds:
+        probe = probe_dataset(
+            ds, cfg.features, cfg.relationship_folds, runs=[run], cfg=cfg,
+            n_permutations=min(cfg.n_permutations, 1000), seed=cfg.seed, device_kind=device_kind, write=False,
+        )  # fmt: skip
+        source = "bench evaluate"
+    out = _jsonable({**probe, "schema_version": SCHEMA_VERSION, "probe_schema": probe.get("schema_version"),
+                     "probe_source": source})
+    (run.root / "eval").mkdir(parents=True, exist_ok=True)
     write_json_atomic(run.root / "eval" / "relationship.json", out)
     return out
 

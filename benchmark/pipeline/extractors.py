@@ -26,7 +26,8 @@ class Extractor:
 
 
 def make_extractor(ds: PreparedDataset, kind: str, res: int, cfg: EvalConfig, device: torch.device) -> Extractor:
-    """``covernet`` (trained on this dataset's training covers, cached) or ``inception`` (clean-fid weights)."""
+    """``covernet`` (trained on this dataset's training covers, cached), ``inception`` (clean-fid weights) or
+    ``colour`` (mean RGB + HSV histogram, no weights)."""
     if kind == "covernet":
         from metrics.features.covernet import CoverNetConfig, covernet_features, get_covernet
 
@@ -46,15 +47,23 @@ def make_extractor(ds: PreparedDataset, kind: str, res: int, cfg: EvalConfig, de
             lambda x: inception_features(x, device=device),
             {"weights": "2015-12-05", "precision": precision},
         )
+    if kind == "colour":
+        from metrics.features.color import DEFAULT_BINS, color_features
+
+        # no learning, no weights: mean RGB and an HSV histogram, the "covers cluster by colour" baseline
+        return Extractor("colour", f"mean-rgb+hsv-hist-{'x'.join(map(str, DEFAULT_BINS))}-r{res}", color_features, {})
     raise ValueError(f"unknown extractor {kind!r}")
 
 
 def real_features(
-    ds: PreparedDataset, split: str | None, res: int, ext: Extractor
+    ds: PreparedDataset, split: str | None, res: int, ext: Extractor, *, stats: bool = True
 ) -> tuple[CachedFeatures, np.ndarray]:
-    """Features of the real covers of ``split`` at ``res`` (cached by dataset content, split, extractor)."""
+    """Features of the real covers of ``split`` at ``res`` (cached by dataset content, split, extractor).
+
+    ``stats=False``: features only, no Gaussian statistics (see ``cached_features``).
+    """
     rows = ds.split_rows(split)
     covers = ds.covers(res)
     parts = dataset_key_parts(ds, split, ext.name, ext.preprocessing, res=res)
-    cached = cached_features(parts, lambda: ext(covers[rows]), ds.paths.cache_dir / "features")
+    cached = cached_features(parts, lambda: ext(covers[rows]), ds.paths.cache_dir / "features", stats=stats)
     return cached, rows

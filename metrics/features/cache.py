@@ -29,7 +29,7 @@ CACHE_VERSION = 1
 @dataclass
 class CachedFeatures:
     features: np.ndarray
-    stats: GaussianStats  # mu, sigma and sqrt_sigma (filled)
+    stats: GaussianStats | None  # mu, sigma and sqrt_sigma (filled); None when asked for features only
     key: str
     path: Path  # the key file of this entry
     hit: bool  # True when loaded, False when just computed
@@ -87,43 +87,62 @@ def _stats_of(features: np.ndarray) -> GaussianStats:
     return st
 
 
-def _load(cache_dir: Path, key: str, key_parts: dict) -> CachedFeatures | None:
+def _save_stats(s_path: Path, stats: GaussianStats) -> None:
+    _atomic(
+        s_path,
+        lambda f: np.savez(f, mu=stats.mu, sigma=stats.sigma, sqrt_sigma=stats.sqrt_sigma, n=np.int64(stats.n)),
+    )
+
+
+def _load(cache_dir: Path, key: str, key_parts: dict, stats: bool = True) -> CachedFeatures | None:
     f_path, s_path, k_path = _files(cache_dir, key)
-    if not (f_path.is_file() and s_path.is_file() and k_path.is_file()):
+    if not (f_path.is_file() and k_path.is_file()):
         return None
     try:
         stored = json.loads(k_path.read_text(encoding="utf-8"))
         if stored.get("key_parts") != json.loads(_canonical(key_parts)):
             return None
         feats = np.load(f_path)
-        with np.load(s_path) as z:
-            stats = GaussianStats(mu=z["mu"], sigma=z["sigma"], n=int(z["n"]), sqrt_sigma=z["sqrt_sigma"])
+        st = None
+        if s_path.is_file():
+            with np.load(s_path) as z:
+                st = GaussianStats(mu=z["mu"], sigma=z["sigma"], n=int(z["n"]), sqrt_sigma=z["sqrt_sigma"])
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None  # damaged entry: recompute and overwrite
-    if feats.shape[0] != stats.n:
+    if st is None and stats:  # an entry cached without statistics: add them now, from the stored features
+        st = _stats_of(feats)
+        _save_stats(s_path, st)
+    if st is not None and feats.shape[0] != st.n:
         return None
-    return CachedFeatures(feats, stats, key, k_path, hit=True)
+    return CachedFeatures(feats, st, key, k_path, hit=True)  # type: ignore[arg-type]
 
 
-def cached_features(key_parts: dict, compute: Callable[[], np.ndarray], cache_dir: Path) -> CachedFeatures:
-    """Features for ``key_parts`` from ``cache_dir``, or ``compute()`` them, store them and their statistics."""
+def cached_features(
+    key_parts: dict, compute: Callable[[], np.ndarray], cache_dir: Path, *, stats: bool = True
+) -> CachedFeatures:
+    """Features for ``key_parts`` from ``cache_dir``, or ``compute()`` them, store them and their statistics.
+
+    ``stats=False`` skips the Gaussian statistics (a 2048-d covariance square root costs tens of seconds on a
+    CPU) for callers that only need the features, such as the relationship probe; ``.stats`` is then None
+    unless an earlier call stored them, and a later call that wants them computes them from the cached features.
+    """
     cache_dir = Path(cache_dir)
     key = cache_key(key_parts)
-    hit = _load(cache_dir, key, key_parts)
+    hit = _load(cache_dir, key, key_parts, stats)
     if hit is not None:
         return hit
     feats = np.asarray(compute())
     check_features(feats, "features to cache")
     if feats.shape[0] < 2:
         raise UserError(f"refusing to cache statistics of {feats.shape[0]} sample(s)")
-    stats = _stats_of(feats)
+    st = _stats_of(feats) if stats else None
     cache_dir.mkdir(parents=True, exist_ok=True)
     f_path, s_path, k_path = _files(cache_dir, key)
     _atomic(f_path, lambda f: np.save(f, feats))
-    _atomic(
-        s_path,
-        lambda f: np.savez(f, mu=stats.mu, sigma=stats.sigma, sqrt_sigma=stats.sqrt_sigma, n=np.int64(stats.n)),
-    )
-    record = {"key": key, "key_parts": json.loads(_canonical(key_parts)), "n": stats.n, "dim": stats.dim}
+    s_path.unlink(missing_ok=True)  # statistics of an older entry under this key would not match
+    if st is not None:
+        _save_stats(s_path, st)
+    record = {"key": key, "key_parts": json.loads(_canonical(key_parts)), "n": int(feats.shape[0]),
+              "dim": int(feats.shape[1])}
     _atomic(k_path, lambda f: f.write(json.dumps(record, indent=2, sort_keys=True)), mode="w")
-    return CachedFeatures(feats, stats, key, k_path, hit=False)
+    return CachedFeatures(feats, st, key, k_path, hit=False)  # type: ignore[arg-type]

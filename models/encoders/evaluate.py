@@ -164,20 +164,26 @@ def tsne_map(
     import matplotlib.pyplot as plt
     from openTSNE import TSNE
 
+    from benchmark.plot_text import plain, plain_text_rc
+
     (z,) = standardise(np.asarray(x, np.float64))
     perplexity = float(max(2.0, min(30.0, (len(z) - 1) / 3.0)))
     emb = np.asarray(TSNE(perplexity=perplexity, n_jobs=1, random_state=seed, verbose=False).fit(z))
+    with plain_text_rc():  # genre names and the title are data: never LaTeX, '$' escaped for mathtext
+        return _draw_map(plt, emb, y, genres, Path(path), plain(title or "t-SNE by genre"), plain)
+
+
+def _draw_map(plt, emb: np.ndarray, y: np.ndarray, genres: list[str], path: Path, title: str, plain) -> Path:  # noqa: ANN001
     fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
     cmap = plt.get_cmap("tab20" if len(genres) > 10 else "tab10")
     for g, name in enumerate(genres):
         m = y == g
         if m.any():
-            ax.scatter(emb[m, 0], emb[m, 1], s=6, color=cmap(g % cmap.N), label=name, alpha=0.8, linewidths=0)
+            ax.scatter(emb[m, 0], emb[m, 1], s=6, color=cmap(g % cmap.N), label=plain(name), alpha=0.8, linewidths=0)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title or "t-SNE by genre")
+    ax.set_title(title)
     ax.legend(markerscale=3, fontsize=7, loc="best", frameon=False)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
