@@ -182,6 +182,8 @@ class EvalConfig(Strict):
     tsne_gen: int = Field(500, ge=0, description="generated covers placed into the map")
     covernet_epochs: int = Field(12, ge=1)
     covernet_width: int = Field(32, ge=4)
+    covernet_batch: int = Field(128, ge=2, description="covernet training batch (smaller: more steps per epoch)")
+    covernet_patience: int = Field(3, ge=1, description="covernet: epochs without val improvement before stopping")
     relationship_folds: int = Field(5, ge=2)
     models: list[GanName] = Field(default_factory=lambda: list(GAN_NAMES), description="what `evaluate all` covers")
 

@@ -31,9 +31,19 @@ def make_extractor(ds: PreparedDataset, kind: str, res: int, cfg: EvalConfig, de
     if kind == "covernet":
         from metrics.features.covernet import CoverNetConfig, covernet_features, get_covernet
 
-        ccfg = CoverNetConfig(res=res, width=cfg.covernet_width, epochs=cfg.covernet_epochs, seed=cfg.seed)
+        ccfg = CoverNetConfig(
+            res=res,
+            width=cfg.covernet_width,
+            epochs=cfg.covernet_epochs,
+            seed=cfg.seed,
+            batch_size=cfg.covernet_batch,
+            patience=cfg.covernet_patience,
+        )
         model, info = get_covernet(ds, ccfg, device=str(device))
         prep = f"covernet-r{res}-w{ccfg.width}-e{ccfg.epochs}-s{ccfg.seed}"
+        default = CoverNetConfig()
+        if (ccfg.batch_size, ccfg.patience) != (default.batch_size, default.patience):  # old cache keys stay valid
+            prep += f"-b{ccfg.batch_size}-p{ccfg.patience}"
         return Extractor(
             "covernet", prep, lambda x: covernet_features(model, x), {"val_accuracy": info.get("val_accuracy")}
         )
