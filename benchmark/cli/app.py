@@ -25,6 +25,7 @@ from benchmark.cli import (
 )
 from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
 from benchmark.errors import UserError
+from benchmark.storage import disk_error_line
 
 app = typer.Typer(
     name="bench",
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug, not the user's fault: still one line unless --debug
         if debug:
             raise
+        line = disk_error_line(e)  # a full disk, a read-only folder, a denied permission: the user's to fix
+        if line is not None:
+            err_console.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
+            sys.exit(2)
         err_console.print(
             f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (rerun with --debug for the traceback)",
             highlight=False,

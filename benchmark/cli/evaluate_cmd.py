@@ -12,6 +12,7 @@ from rich.table import Table
 from benchmark import paths
 from benchmark.cli import common
 from benchmark.errors import UserError
+from benchmark.storage import check_writable
 
 
 def evaluate(
@@ -39,6 +40,8 @@ def evaluate(
         )
     if not trained:
         raise UserError(f"run {rp.name!r} has no trained models (run `bench train all --run {rp.name}`)")
+    for m in trained:  # fail now, not after all the computing, when the results cannot be written
+        check_writable(rp.eval(m), "evaluation folder")
     results = []
     ds = None
     for m in trained:

@@ -12,6 +12,7 @@ from benchmark import paths
 from benchmark.cli import common
 from benchmark.config.schema import GAN_NAMES
 from benchmark.errors import UserError
+from benchmark.storage import check_writable
 
 ModelArg = Annotated[str, typer.Argument(help=f"one of {', '.join(GAN_NAMES)}, or all")]
 
@@ -54,6 +55,7 @@ def train(
         values["train"]["per_model"] = {m: dict(per) for m in GAN_NAMES}
     cfg = common.config(preset, set_, common.drop_none(values))
     run_paths = paths.run(cfg.run)
+    check_writable(run_paths.root, "the run folder")  # before any training, not at the first checkpoint
     ds = PreparedDataset.open(cfg.data.name)
     try:
         if model == "all":

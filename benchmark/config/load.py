@@ -79,6 +79,8 @@ def describe_validation_error(err: ValidationError) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif isinstance(e.get("input"), int | float | str) and "got" not in msg:
+            msg += f", got {str(e['input'])[:40]}"  # name the value: "--kimg nan" must say nan
         msgs.append(f"{loc}: {msg}")
     return "; ".join(msgs)
 

@@ -6,6 +6,7 @@ Later stages (encoders, GANs, evaluation) add their sections here.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -123,6 +124,13 @@ GanName = Literal["dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", 
 ConditionName = Literal["genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn"]
 
 
+def _finite_kimg(v: float | None) -> float | None:
+    """kimg counts images: infinity or NaN would pass ``gt=0`` (NaN compares false) and break the schedule."""
+    if v is not None and not math.isfinite(v):
+        raise ValueError(f"must be a finite number of kimg, got {v}")
+    return v
+
+
 class ModelTrainConfig(Strict):
     """Per-model training settings that differ from the shared ones (None: use the shared value)."""
 
@@ -131,6 +139,8 @@ class ModelTrainConfig(Strict):
     batch: int | None = Field(None, ge=2)
     size: Literal["tiny", "full"] | None = None
     hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_gan (validated there)")
+
+    _kimg = field_validator("kimg")(_finite_kimg)
 
 
 class TrainConfig(Strict):
@@ -153,6 +163,8 @@ class TrainConfig(Strict):
     compile: bool = Field(False, description="torch.compile the networks on CUDA")
     seed: int = 0
     per_model: dict[GanName, ModelTrainConfig] = Field(default_factory=dict)
+
+    _kimg = field_validator("kimg", "snapshot_kimg", "checkpoint_kimg", "log_kimg")(_finite_kimg)
 
     def for_model(self, name: str) -> ModelTrainConfig:
         """The effective per-model settings, shared values filled in."""

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import __version__
+from benchmark import __version__, storage
 from benchmark import paths as P
 from benchmark.config.schema import SplitConfig
 from benchmark.data.splits import SPLITS, assign_splits
@@ -112,16 +112,29 @@ class DatasetWriter:
         self.audio_samples = int(audio_samples)
         self.sample_rate = int(sample_rate)
         self.tmp = P.DatasetPaths(dest.root.parent / f".{dest.name}.tmp-{os.getpid()}")
+        # covers + audio, plus room for the tables: checked first, then reserved, so a full disk is one line now
+        # rather than a worker killed by SIGBUS while writing into a sparse memory map later
+        self.nbytes = self.n * (sum(3 * r * r for r in self.resolutions) + 2 * self.audio_samples) + (4 << 20)
+        storage.check_writable(dest.root.parent, "the data root")
+        storage.check_free_space(dest.root.parent, self.nbytes, f"{self.n} tracks")
         if self.tmp.root.exists():
             shutil.rmtree(self.tmp.root)
-        self.tmp.root.mkdir(parents=True)
-        self._covers = {
-            r: np.lib.format.open_memmap(self.tmp.covers(r), mode="w+", dtype=np.uint8, shape=(self.n, r, r, 3))
-            for r in self.resolutions
-        }
-        self._audio = np.lib.format.open_memmap(
-            self.tmp.audio, mode="w+", dtype=np.int16, shape=(self.n, self.audio_samples)
-        )
+        with storage.disk_errors(dest.root.parent, self.nbytes):
+            self.tmp.root.mkdir(parents=True)
+            try:
+                self._covers = {
+                    r: np.lib.format.open_memmap(self.tmp.covers(r), mode="w+", dtype=np.uint8, shape=(self.n, r, r, 3))
+                    for r in self.resolutions
+                }
+                self._audio = np.lib.format.open_memmap(
+                    self.tmp.audio, mode="w+", dtype=np.int16, shape=(self.n, self.audio_samples)
+                )
+                for path in [*map(self.tmp.covers, self.resolutions), self.tmp.audio]:
+                    storage.reserve_file(path)
+            except BaseException:
+                self._covers, self._audio = {}, None
+                shutil.rmtree(self.tmp.root, ignore_errors=True)
+                raise
 
     def cover_file(self, res: int) -> Path:
         return self.tmp.covers(res)
@@ -168,7 +181,9 @@ class DatasetWriter:
             arr.flush()
             src = np.load(path, mmap_mode="r")
             new_path = path.with_suffix(".compact.npy")
-            out = np.lib.format.open_memmap(new_path, mode="w+", dtype=src.dtype, shape=(len(rows), *src.shape[1:]))
+            with storage.disk_errors(self.tmp.root, len(rows) * src[0].nbytes):
+                out = np.lib.format.open_memmap(new_path, mode="w+", dtype=src.dtype, shape=(len(rows), *src.shape[1:]))
+                storage.reserve_file(new_path)
             for start in range(0, len(rows), 1024):
                 out[start : start + 1024] = src[rows[start : start + 1024]]
             out.flush()

@@ -27,12 +27,11 @@ def load_preview(path: Path, sample_rate: int, samples: int, min_seconds: float)
     try:
         with sf.SoundFile(path) as f:
             sr_in = f.samplerate
-            declared = f.frames
+            declared = max(f.frames, wav_declared_frames(path))  # libsndfile shortens a cut WAV's count silently
             want = math.ceil(samples * sr_in / sample_rate) + 16
             data = f.read(frames=want, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError, EOFError) as e:
-        msg = str(e).split("\n")[0]
-        raise Reject("corrupt-audio", f"cannot decode ({msg})") from e
+        raise Reject("corrupt-audio", f"cannot decode ({_decode_error(e, path)})") from e
     got = len(data)
     if got == 0:
         raise Reject("corrupt-audio", "no audio frames")
@@ -57,3 +56,37 @@ def _mixdown(data: np.ndarray) -> np.ndarray:
     if data.shape[1] > 1:
         mono /= data.shape[1]
     return mono
+
+
+def _decode_error(e: Exception, path: Path) -> str:
+    """libsndfile's reason, without its misleading "does not exist" for an existing file it cannot parse."""
+    msg = (e.error_string if isinstance(e, sf.LibsndfileError) else str(e)).split("\n")[0].strip()
+    if "does not exist" in msg or "not recognised" in msg.lower():
+        return f"not a valid {path.suffix.lstrip('.').upper() or 'audio'} file: no audio stream found"
+    return msg
+
+
+def wav_declared_frames(path: Path) -> int:
+    """The frame count a RIFF/WAVE header announces for its data chunk (0 when not a WAV or not stated).
+
+    libsndfile clamps a WAV's frame count to the bytes present, so a truncated file looks complete but short;
+    the header's own size is what reveals the cut.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return 0
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        kind, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if kind == b"fmt " and pos + 22 <= len(head):
+            block_align = int.from_bytes(head[pos + 20 : pos + 22], "little")
+        if kind == b"data":
+            if block_align <= 0 or size in (0, 0xFFFFFFFF):  # streaming writers leave the size unset
+                return 0
+            return size // block_align
+        pos += 8 + size + (size & 1)  # chunks are word-aligned
+    return 0

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark import storage
 from benchmark.config.schema import ImportConfig, SplitConfig
 from benchmark.data.importer import worker
-from benchmark.data.importer.archive import remove_tree, safe_extract
+from benchmark.data.importer.archive import default_cap, remove_tree, safe_extract
 from benchmark.data.importer.files import descend_single_folder, find_metadata, index_media
 from benchmark.data.importer.metadata import Metadata, read_metadata
 from benchmark.data.prepared import ATTRIBUTES, REJECTED_COLUMNS, DatasetWriter
@@ -67,6 +68,7 @@ def import_dataset(
         raise UserError(f"import source {src} does not exist")
     if dest.root.exists() and not force:
         raise UserError(f"dataset {dest.name!r} already exists at {dest.root} (pass --force to replace it)")
+    storage.check_writable(dest.root.parent, "the data root")  # before unpacking or decoding anything
     rejected: list[tuple[str, str, str]] = []
     source: dict[str, object] = {"path": str(src.resolve())}
     staging: Path | None = None
@@ -77,7 +79,11 @@ def import_dataset(
         elif zipfile.is_zipfile(src):
             staging = dest.root.parent / f".{dest.name}.unzip-{os.getpid()}"
             remove_tree(staging)
-            unpacked = safe_extract(src, staging)
+            with zipfile.ZipFile(src) as zf:  # the sizes the members announce; a lying one fails in disk_errors
+                need = min(sum(i.file_size for i in zf.infolist()), default_cap(src))
+            storage.check_free_space(staging.parent, need, f"unpacking {src.name}")
+            with storage.disk_errors(staging.parent, need):
+                unpacked = safe_extract(src, staging)
             rejected += [(name, src.name, reason) for name, reason in unpacked.refused]
             root = descend_single_folder(staging)
             source["type"] = "zip"
@@ -136,7 +142,8 @@ def _import_tree(
     samples = round(cfg.seconds * cfg.sample_rate)
     writer = DatasetWriter(dest, len(jobs), cfg.res, samples, cfg.sample_rate, force)
     try:
-        outcomes = _decode_all(jobs, writer, cfg, samples, workers)
+        with storage.disk_errors(dest.root.parent):  # space is reserved; a full disk later on is one line too
+            outcomes = _decode_all(jobs, writer, cfg, samples, workers)
         kept_rows, audio_len = [], []
         for job, out in zip(jobs, outcomes, strict=True):
             if out.reason is None:
@@ -154,14 +161,15 @@ def _import_tree(
         source["rows"] = meta.rows_read
         source["rejected_tracks"] = track_rejects
         source["config"] = cfg.model_dump()
-        paths = writer.finish(
-            tracks,
-            kind="import",
-            source=source,
-            split=split,
-            rows=np.asarray(kept_rows, dtype=np.int64),
-            rejected=rejected_df,
-        )
+        with storage.disk_errors(dest.root.parent):
+            paths = writer.finish(
+                tracks,
+                kind="import",
+                source=source,
+                split=split,
+                rows=np.asarray(kept_rows, dtype=np.int64),
+                rejected=rejected_df,
+            )
     except BaseException:
         writer.abort()
         raise
@@ -250,7 +258,7 @@ def _decode_all(
     # fork is cheap and the workers need nothing from torch; start them before the bar's refresh thread exists
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(method)
-    ex = ProcessPoolExecutor(n_workers, ctx, initializer=worker.init, initargs=(settings, True))
+    ex = ProcessPoolExecutor(n_workers, ctx, initializer=worker.init, initargs=(settings, True, os.getpid()))
     try:
         futures = [ex.submit(worker.run_batch, b) for b in batches]
         with progress_bar("import tracks", len(jobs)) as bar:

@@ -16,6 +16,7 @@ from benchmark.data.importer.audio import load_preview
 from benchmark.data.importer.images import load_cover
 from benchmark.data.importer.reject import Reject
 from benchmark.data.prepared import to_int16
+from benchmark.workers import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,12 @@ class Settings:
 _state: dict[str, object] = {}
 
 
-def init(settings: Settings, quiet: bool = False) -> None:
-    """Open the output arrays for this process; ``quiet`` silences C-library chatter (mpg123) on stderr."""
+def init(settings: Settings, quiet: bool = False, parent: int | None = None) -> None:
+    """Open the output arrays for this process; ``quiet`` silences C-library chatter (mpg123) on stderr.
+
+    ``parent``: the importing process's pid; the worker is killed when it dies (no orphan waits forever).
+    """
+    die_with_parent(parent)
     if quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)

@@ -21,6 +21,7 @@ import pandas as pd
 from benchmark.data.prepared import PreparedDataset
 from benchmark.errors import UserError
 from benchmark.progress import progress_bar
+from benchmark.workers import die_with_parent
 
 CSV_COLUMNS = (
     "track_id", "album_id", "artist_id", "artist_name", "album_name", "track_name", "genre",
@@ -86,7 +87,7 @@ def export_world(ds: PreparedDataset, out_dir: Path, *, res: int = 640, workers:
                 bar.advance(_export_chunk(job))
         else:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with mp.get_context(method).Pool(min(workers, len(jobs))) as pool:
+            with mp.get_context(method).Pool(min(workers, len(jobs)), die_with_parent, (os.getpid(),)) as pool:
                 for done in pool.imap_unordered(_export_chunk, jobs):
                     bar.advance(done)
     table = export_table(ds.tracks)

@@ -30,6 +30,7 @@ from benchmark.data.synth.covers import COVER_ATTRS, render_cover
 from benchmark.data.synth.music import GENRE_NAMES, Song, genre_profile, mean_style, realise, render
 from benchmark.paths import DatasetPaths
 from benchmark.progress import progress_bar
+from benchmark.workers import die_with_parent
 
 __all__ = ["GENRE_NAMES", "synthesize_world", "track_style", "song_attributes", "world_plan"]
 
@@ -291,7 +292,8 @@ def synthesize_world(dest: DatasetPaths, cfg: SynthConfig, split: SplitConfig, *
                     rows[start] = chunk
                     bar.advance(len(chunk))
             else:
-                with mp.get_context(_start_method()).Pool(min(workers, len(jobs))) as pool:
+                ctx = mp.get_context(_start_method())
+                with ctx.Pool(min(workers, len(jobs)), die_with_parent, (os.getpid(),)) as pool:
                     for start, chunk in pool.imap_unordered(_chunk_job, jobs):
                         rows[start] = chunk
                         bar.advance(len(chunk))

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from benchmark import storage
 from benchmark.errors import UserError
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
@@ -31,19 +32,35 @@ def list_checkpoints(directory: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def state_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a (nested) checkpoint state: about the size of the file ``torch.save`` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(state_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(state_bytes(v) for v in obj)
+    return 0
+
+
 def save_checkpoint(state: dict[str, Any], directory: Path, images_seen: int, keep: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write atomically; a full disk is a one-line UserError with the size needed, older checkpoints untouched."""
+    need = int(state_bytes(state) * 1.01) + (256 << 10)  # tensors plus the zip container and plain values
+    with storage.disk_errors(directory, need):
+        directory.mkdir(parents=True, exist_ok=True)
+    storage.check_free_space(directory, need, "a checkpoint")
     path = directory / checkpoint_name(images_seen)
     tmp = directory / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with storage.disk_errors(directory, need):  # torch reports a full disk as "enforce fail ... unexpected pos"
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -59,6 +76,28 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or foreign file
         raise UserError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
+
+
+def resume_checkpoint(directory: Path) -> Path | None:
+    """The newest readable checkpoint to resume from; None when there are none.
+
+    When checkpoints exist but none can be read, a UserError names them: restarting from zero would silently
+    overwrite the run and mix two trainings in ``stats.jsonl``.
+    """
+    found = list_checkpoints(directory)
+    problems = []
+    for path in reversed(found):
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+            return path
+        except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files all mean "unreadable"
+            problems.append(f"{path.name} ({type(e).__name__})")
+    if found:
+        raise UserError(
+            f"cannot resume: every checkpoint in {directory} is unreadable: {', '.join(reversed(problems))}; "
+            "nothing was overwritten (move them away to start again, or train into another --run)"
+        )
+    return None
 
 
 def latest_checkpoint(directory: Path) -> Path | None:

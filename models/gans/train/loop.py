@@ -27,6 +27,7 @@ from models.conditions import load_conditions, usable_rows
 from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import average_buffers, barrier, broadcast_module, init_distributed
+from models.gans.train.resume import check_resume_matches, check_training_length
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
@@ -94,6 +95,7 @@ def train_gan(
     torch.manual_seed(cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
     spec, eff = build_for_training(name, cfg, cond_dim)
     res, batch, kimg = eff["res"], eff["batch"], eff["kimg"]
+    check_training_length(kimg, batch, stop_after_kimg)
     if batch % d.world:
         raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
     local_batch = batch // d.world
@@ -115,11 +117,14 @@ def train_gan(
     opt_G, opt_D = spec.make_optimizers()
     counters = new_counters()
 
-    start_path = ck.latest_checkpoint(ckpt_dir) if resume else None
+    start_path = ck.resume_checkpoint(ckpt_dir) if resume else None  # all unreadable: UserError, nothing overwritten
     if resume and start_path is None and (out_dir / SUMMARY).exists():
         start_path = None  # nothing to resume from: start fresh
     if start_path is not None:
         state = ck.load_checkpoint(start_path)
+        ident = {"model": name, "dataset": ds.name, "condition": cfg.condition if conditional else None}
+        ident.update(eff, cond_dim=cond_dim, z_dim=spec.z_dim, hparams=spec.hparams)
+        check_resume_matches(out_dir / "train_config.json", state, ident, _REBUILD_KEYS)  # refuse other settings
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         if G_ema is not None and "G_ema" in state:
