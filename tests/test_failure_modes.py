@@ -78,10 +78,10 @@ def tmpfs(path: Path, size: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def remount_read_only(path: Path) -> None:
-    r = subprocess.run(["mount", "-o", "remount,ro", str(path)], capture_output=True)
+def remount(path: Path, mode: str = "ro") -> None:
+    r = subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], capture_output=True)
     if r.returncode:
-        pytest.skip(f"cannot remount read-only here: {r.stderr.decode().strip()}")
+        pytest.skip(f"cannot remount {mode} here: {r.stderr.decode().strip()}")
 
 
 # --- every checkpoint unreadable, then --resume ------------------------------------------------------------------
@@ -240,30 +240,37 @@ def test_staged_outputs_keep_the_old_folder_on_any_error(tmp_path):
 
 
 def test_read_only_roots_are_one_line_before_any_work(tmp_path, monkeypatch, capsys):
-    with tmpfs(tmp_path / "ro", "64m") as root:
-        monkeypatch.setenv(paths.DATA_ROOT_ENV, str(root / "data"))
-        monkeypatch.setenv(paths.RUNS_ROOT_ENV, str(root / "runs"))
+    with tmpfs(tmp_path / "data", "32m") as data, tmpfs(tmp_path / "runs", "32m") as runs:
+        monkeypatch.setenv(paths.DATA_ROOT_ENV, str(data))
+        monkeypatch.setenv(paths.RUNS_ROOT_ENV, str(runs))
         make_tiny_dataset(n=40)
         assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
         (tmp_path / "src").mkdir()
-        remount_read_only(root)
+        remount(data)
+        remount(runs)
         capsys.readouterr()
 
         import benchmark.pipeline.evaluate as ev
 
         calls = []
         monkeypatch.setattr(ev, "evaluate_model", lambda *a, **k: calls.append(a))
+        evaluate = ["evaluate", "--model", "dcgan", "--run", "r", "--preset", "cpu"]
         cases = [
-            (["train", "dcgan", "--run", "r2", "--dataset", "tiny", "--kimg", "0.016", *FAST], root / "runs" / "r2"),
-            (["evaluate", "--model", "dcgan", "--run", "r", "--preset", "cpu"], root / "runs/r/eval/dcgan"),
-            (["data", "synth", "--name", "w", "--tracks", "16", "--preset", "cpu"], root / "data"),
-            (["data", "import", str(tmp_path / "src"), "--name", "imp", "--preset", "cpu"], root / "data"),
+            (["train", "dcgan", "--run", "r2", "--dataset", "tiny", "--kimg", "0.016", *FAST], runs / "r2"),
+            (evaluate, runs / "r" / "eval" / "dcgan"),
+            (["data", "synth", "--name", "w", "--tracks", "16", "--preset", "cpu"], data),
+            (["data", "import", str(tmp_path / "src"), "--name", "imp", "--preset", "cpu"], data),
         ]
         for args, where in cases:
             assert bench(*args) == 2, args
             err = one_line(capsys)
             assert err.startswith(f"error: cannot write to {where}") and err.endswith("read-only file system"), err
+        remount(runs, "rw")  # results could be written, the dataset's feature cache could not
+        assert bench(*evaluate) == 2
+        err = one_line(capsys)
+        assert err.startswith(f"error: cannot write to {data / 'tiny' / 'cache'}"), err
         assert calls == []  # evaluate refused before computing anything
+        assert not (runs / "r" / "eval").exists()
 
 
 # --- kill -9 of data import ---------------------------------------------------------------------------------------

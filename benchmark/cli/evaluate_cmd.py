@@ -40,8 +40,10 @@ def evaluate(
         )
     if not trained:
         raise UserError(f"run {rp.name!r} has no trained models (run `bench train all --run {rp.name}`)")
-    for m in trained:  # fail now, not after all the computing, when the results cannot be written
+    for m in trained:  # fail now, not after all the computing, when results or feature caches cannot be written
         check_writable(rp.eval(m), "evaluation folder")
+        name = dataset or json.loads((rp.model(m) / "train_config.json").read_text())["dataset"]
+        check_writable(paths.dataset(name).cache_dir, "the dataset's feature cache")
     results = []
     ds = None
     for m in trained:
