@@ -284,7 +284,7 @@ from benchmark.config.schema import ImportConfig, SplitConfig
 from benchmark.data.importer import run, worker
 worker.run_job = lambda job: time.sleep(120)  # workers busy, as on a big dump
 run.import_dataset(Path({src!r}), paths.dataset("imp"), ImportConfig(seconds=1.0, max_reject_share=0.99),
-                   SplitConfig(), workers=2)
+                   SplitConfig(), workers=2, force=True)
 """
 
 
@@ -306,6 +306,8 @@ def _running(pid: int) -> bool:
 def test_killed_import_leaves_no_workers_and_the_next_data_command_removes_its_temp_folder(tmp_path, capsys):
     corpus = build_corpus(tmp_path / "src", n_valid=6)
     data = tmp_path / "data"
+    make_tiny_dataset("imp", n=16)  # the dataset the import replaces (--force)
+    old = files_of(data / "imp")
     script = _SLOW_IMPORT.format(root=str(ROOT), src=str(corpus.root))
     env = {**os.environ, paths.DATA_ROOT_ENV: str(data)}
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stderr=subprocess.DEVNULL)
@@ -330,6 +332,7 @@ def test_killed_import_leaves_no_workers_and_the_next_data_command_removes_its_t
             proc.wait()
         for pid in filter(_running, workers):  # should the test fail, leave no orphan behind
             os.kill(pid, signal.SIGKILL)
+    assert files_of(data / "imp") == old  # the old dataset intact
     assert temp.is_dir()  # what kill -9 leaves ...
     live = subprocess.Popen(["sleep", "30"])
     try:
