@@ -43,15 +43,17 @@ eigenvalue smaller than (1e-7)^2 x top can be off by ~1e-7 sqrt(top), about the 
 of a singular matrix; against a dense eigensolve the path agrees to ~1e-8 relative (tested). Cost per
 permutation ~ 2 * 55 * d * r(r+1)/2 flops instead of a (d + dc)-dim eigensolve; wide conditions (large r) fall
 back to the dense eigensolve. The observed pairing goes through the same path, so p compares like with like.
-Measured on this project's 2-core CPU box (shared, 1 BLAS thread): n = 2000, d = 2048, dc = 32,
-n_permutations = 200, n_boot = 0: ~40 s for both tests (about 25 s of one-off eigendecompositions, ~0.07 s per
-permutation for both metrics); each bootstrap replicate adds ~2.5 s per metric (a dense 2048-d eigensolve).
+Measured on this project's shared 2-core CPU box (load ~8, 1 BLAS thread), n = 2000, d = 2048, dc = 32:
+~25 s one-off (moments, three ~2080-d eigendecompositions, the two values), then ~0.2-0.3 s per permutation for
+both metrics together (FJD's r = 64 quadrature is ~0.11 s of it; a dense eigensolve would be ~2.3 s per metric
+and permutation), so n_permutations = 200 with n_boot = 0 took 59-71 s in all. Each bootstrap replicate costs
+~3-4.5 s per metric (refit of the generated moments and one dense eigensolve), so the default n_boot = 50 adds
+~5 min at this size; it is cheap at small d (covernet features).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -285,13 +287,16 @@ def conditional_frechet_distance(
     return _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence)
 
 
-def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | None = None):
+def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | None = None,
+          factor: np.ndarray | None = None, gen_stats: GaussianStats | None = None):
     d = ry.shape[1]
     if real is None:
         real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    factor, sqrt_sxx = covariance_factor(real.s_cond), sqrtm_psd(real.s_xx)
+    if factor is None:
+        factor = covariance_factor(real.s_cond)
+    sqrt_sxx = sqrtm_psd(real.s_xx)
     gen_rows = np.hstack([gy, gc])
-    gen = _conditional(_moments(gen_rows), d, rcond)
+    gen = _conditional(_moments(gen_rows) if gen_stats is None else gen_stats, d, rcond)
     parts = _cfid_parts(real, gen, factor, sqrt_sxx)
     value = parts.pop("value")
     interval, se = None, None
@@ -363,11 +368,12 @@ class _JointNull:
     depend on the pairing are computed once (module docstring)."""
 
     def __init__(self, ref_fjd: GaussianStats, alpha: float, real: _Conditional, gy, gc, rcond: float,
-                 dense: bool | None = None):
+                 dense: bool | None = None, real_factor: np.ndarray | None = None,
+                 gen_stats: GaussianStats | None = None):
         d, dc = gy.shape[1], gc.shape[1]
         n = gy.shape[0]
         self.d, self.alpha = d, alpha
-        gstats = _moments(np.hstack([gy, gc]))
+        gstats = _moments(np.hstack([gy, gc])) if gen_stats is None else gen_stats
         self.yc = gy - gstats.mu[:d]
         self.xc = gc - gstats.mu[d:]
         self.scale = 1.0 / (n - 1)
@@ -390,7 +396,7 @@ class _JointNull:
         gen = _conditional(gstats, d, rcond)
         self.real, self.gen = real, gen
         self.sqrt_sxx = sqrtm_psd(real.s_xx)
-        fc = covariance_factor(real.s_cond)
+        fc = covariance_factor(real.s_cond) if real_factor is None else real_factor
         lam_c, q_c = scipy.linalg.eigh(fc.T @ gen.s_yy @ fc, driver="evr", check_finite=False)
         self.cfid_fq = (fc @ q_c).T  # (d, d): W = (F Q)^T U
         self.cfid_trace = _TraceSqrtUpdate(lam_c, -np.eye(dc), dense)
@@ -442,13 +448,13 @@ def joint_conditioning_tests(
     alpha = condition_scale(ry, rc) if cond_scale is None else float(cond_scale)
     ref = _moments(np.hstack([ry, alpha * rc]))
     real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fjd = _fjd(ry, rc, gy, gc, alpha, n_boot, seed, confidence, ref=ref)
-        cfid = _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real=real)
+    factor = covariance_factor(real.s_cond)
+    gen_stats = _moments(np.hstack([gy, gc]))
+    fjd = _fjd(ry, rc, gy, gc, alpha, n_boot, seed, confidence, ref=ref)
+    cfid = _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real=real, factor=factor, gen_stats=gen_stats)
     if cond_scale is None:
         fjd.details["cond_scale_from"] = "real set"
-    null = _JointNull(ref, alpha, real, gy, gc, rcond)
+    null = _JointNull(ref, alpha, real, gy, gc, rcond, real_factor=factor, gen_stats=gen_stats)
     observed = null(None)  # same numerical path as the null draws
     rng = np.random.default_rng(seed)
     draws = [null(p) for chunk in permutation_chunks(gy.shape[0], n_permutations, rng) for p in chunk]
