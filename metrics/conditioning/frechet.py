@@ -153,7 +153,8 @@ def _scaled(stats: GaussianStats, dim: int, alpha: float) -> GaussianStats:
 
 
 def _shifted_interval(vals: np.ndarray, value: float, confidence: float) -> tuple[tuple[float, float], float]:
-    """Percentile interval shifted by the bootstrap's own bias (as ``fid.fid``), so it sits around ``value``."""
+    """Percentile interval shifted by the bootstrap's own bias (as ``fid.fid``), so it sits around ``value``;
+    widened to the value in the rare case a skewed bootstrap still misses it (the interval must contain it)."""
     q = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(vals, [q, 1.0 - q]) - (float(vals.mean()) - value)
     se = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
