@@ -375,3 +375,35 @@ def check_thresholds(
         report.results.extend(compare_baseline(run, base, tolerance))
     return report
 
+
+# ------------------------------------------------------------------------------------------- interval coverage
+def interval_violations(tree: Any, path: str = "", tol: float = 1e-9) -> list[str]:
+    """Every interval in a metrics tree that does not contain its own estimate, as ``path: value not in [lo, hi]``.
+
+    Pairs: ``value`` with ``interval``, and any ``X`` with ``X_interval`` in the same mapping (``effect`` with
+    ``effect_interval``, ``ceiling`` with ``ceiling_interval``, ...). A missing or non-numeric side is skipped; a
+    pair with an ``X_interval_note`` beside it (saying why the interval may exclude the estimate) is reported only
+    when that note is empty. ``tol`` is relative to the interval's scale (floating-point round-off).
+    """
+    out: list[str] = []
+    if isinstance(tree, dict):
+        for key, bounds in tree.items():
+            if not isinstance(key, str) or not (key == "interval" or key.endswith("_interval")):
+                continue
+            name = "value" if key == "interval" else key[: -len("_interval")]
+            value = tree.get(name)
+            if not (isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(_is_number(b) for b in bounds)):
+                continue
+            if not _is_number(value) or tree.get(f"{key}_note"):
+                continue
+            lo, hi = float(bounds[0]), float(bounds[1])
+            slack = tol * max(1.0, abs(lo), abs(hi))
+            if not (lo - slack <= value <= hi + slack):
+                where = f"{path}.{name}" if path else name
+                out.append(f"{where}: {value:.6g} not in [{lo:.6g}, {hi:.6g}]")
+        for key, sub in tree.items():
+            out.extend(interval_violations(sub, f"{path}.{key}" if path else str(key), tol))
+    elif isinstance(tree, list):
+        for i, sub in enumerate(tree):
+            out.extend(interval_violations(sub, f"{path}[{i}]", tol))
+    return out
