@@ -14,8 +14,10 @@ Bounds: ``min`` and ``max`` (numbers, inclusive) and ``equals`` (any scalar). A 
 that coverbench does not know, a name that ``metrics.json`` lacks, ``min > max``, a non-numeric bound) is the
 user's to fix: ``UserError``. So is a gate that checks nothing or less than it seems to: an empty file, a model
 listed with no checks, and a key given twice (YAML would silently keep the last one, dropping the first bound).
-A model without ``metrics.json`` is a failed check, not a malformed file. Model names are coverbench's GANs, or a
-GAN with a ``+suffix`` (e.g. ``stylegan_cond+pca``, one evaluation folder per conditioning source).
+A model without ``metrics.json`` is a failed check, not a malformed file, and so is every bound of a model whose
+evaluation was refused (``refused``: the feature-extractor guard's one-line reason; its FID would mean nothing).
+Model names are coverbench's GANs, or a GAN with a ``+suffix`` (``stylegan_cond+pca``: one evaluation folder per
+conditioning source).
 
 Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
 baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
@@ -69,7 +71,7 @@ class Bound:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One row of the check table. ``kind`` is ``bound``, ``baseline`` or ``missing``."""
+    """One row of the check table. ``kind`` is ``bound``, ``baseline``, ``missing`` or ``refused``."""
 
     model: str
     path: str
@@ -233,6 +235,8 @@ def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source:
     expected = bound.describe()
     if doc is None:
         return CheckResult(model, bound.path, "missing", expected, None, False, "no metrics.json (not evaluated)")
+    if doc.get("refused"):  # the feature-extractor guard refused to judge: no number of it can pass a gate
+        return CheckResult(model, bound.path, "refused", expected, None, False, f"evaluation refused: {doc['refused']}")
     found, value = resolve(doc, bound.path)
     if not found:
         raise UserError(

@@ -178,3 +178,12 @@ def test_seed_config_keeps_the_rest():
     assert (cfg.run, cfg.seed, cfg.train.seed, cfg.eval.seed) == ("ci-7", 7, 7, 7)
     assert (cfg.eval.n, cfg.train.kimg, cfg.data.name) == (300, 3.0, base.data.name)
     assert cfg.train.per_model == base.train.per_model
+
+
+def test_refused_run_is_not_calibrated_on(five_runs):
+    p = paths.run("cal1").root / "eval" / "dcgan" / "metrics.json"
+    doc = json.loads(p.read_text())
+    doc["refused"] = "the real covers' features are degenerate"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="run 'cal1': the evaluation of dcgan was refused"):
+        cal.calibrate(five_runs, 5, "cal", from_runs=True)

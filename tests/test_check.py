@@ -269,3 +269,17 @@ def test_plus_suffixed_model_names(tmp_path):
     for bad in ("dcgan_cond+", "dcgan_kond+pca"):
         with pytest.raises(UserError, match="unknown model"):
             load_thresholds(_write(tmp_path, f"{bad}:\n  fid: {{max: 85}}\n"))
+
+
+def test_refused_evaluation_fails_every_bound(run_dir, tmp_path, capsys):
+    """A near-zero FID from a blind feature extractor must not pass a gate: every bound of that model fails."""
+    p = run_dir.eval("dcgan") / "metrics.json"
+    doc = json.loads(p.read_text())
+    doc["metrics"]["fid"]["value"] = 3.7e-6
+    doc["refused"] = "the feature extractor reads genre on held-out real covers at 0.290, below the floor 0.500"
+    p.write_text(json.dumps(doc))
+    report = check_thresholds(run_dir, _write(tmp_path, GOOD))
+    assert sorted((f.model, f.kind) for f in report.failures) == [("dcgan", "refused")] * 3
+    assert all("evaluation refused: the feature extractor" in f.message for f in report.failures)
+    code, _, err = run_cli(["check", "--run", "ci", "--thresholds", str(tmp_path / "thresholds.yaml")], capsys)
+    assert code == 1 and "3 of 8 checks failed" in err

@@ -154,6 +154,9 @@ def collect_spreads(runs: Sequence[tuple[int, RunPaths]]) -> tuple[dict[str, Mod
         s = ModelSpread(name, bool(first.get("conditional", name.partition("+")[0].endswith("_cond"))))
         for seed, rp in runs:
             doc = docs[seed][name]
+            if doc.get("refused"):
+                raise UserError(f"run {rp.name!r}: the evaluation of {name} was refused ({doc['refused']}); "
+                                "nothing to calibrate on until its feature extractor can see")
             fid = _number(doc, "metrics", "fid", "value")
             acc = _number(doc, "metrics", "conditional_accuracy", "value")
             if fid is None or acc is None:
