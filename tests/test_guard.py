@@ -104,3 +104,19 @@ def test_untrained_and_constant_extractors_are_refused(world: PreparedDataset):
     constant = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (len(test), 1))
     g = extractor_guard(None, N_GENRES, constant)
     assert not g.ok and (g.variance_share, g.effective_rank) == (0.0, 0.0) and "degenerate" in g.reason
+
+
+def test_model_page_shows_floor_quality_and_refusal():
+    from reports.build import _env
+
+    g = extractor_guard({"val_accuracy": 0.29}, 4, np.random.default_rng(0).standard_normal((100, 8)))
+    doc = {"extractor": {"name": "covernet", "guard": g.to_dict()}, "refused": g.reason}
+    m = {"name": "dcgan", "evaluated": True, "trained": True, "doc": doc, "summary": {}, "verdict": None}
+    html = " ".join(_env().get_template("model.html.j2").render(m=m, run="r").split())
+    assert "<strong>refused</strong>: the feature extractor reads genre on held-out real covers at 0.290" in html
+    assert "validation accuracy on real covers 0.29 (floor 0.5, chance 0.25)" in html
+    assert "<strong>Evaluation refused:</strong> the feature extractor" in html
+    doc["extractor"]["guard"] = extractor_guard({"val_accuracy": 0.9}, 4, np.eye(8)).to_dict()
+    del doc["refused"]
+    html = " ".join(_env().get_template("model.html.j2").render(m=m, run="r").split())
+    assert "fit to judge" in html and "Evaluation refused" not in html
