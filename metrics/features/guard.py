@@ -16,7 +16,9 @@ FID 3.7e-6 that way. So before judging, two written rules, checked on the real c
 Measured on a 480-track, 4-genre world: a covernet stopped early (val accuracy 0.27) has variance share 3e-6 and
 gives noise FID 1e-6; trained until it sees (0.98) it has 0.58 and noise FID 160 to 260, real held-out covers 1 to 3.
 
-When a rule fails, ``ok`` is False and ``reason`` says which, in one line; the caller writes no verdict.
+When a rule fails, ``ok`` is False and ``reason`` says which, in one line; the caller writes no verdict. On a
+world whose covers carry no genre at all (coupling 0) a genre-trained extractor cannot pass the floor either: there
+is then nothing it could have seen, and the reason says so.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def extractor_guard(info: dict[str, Any] | None, n_classes: int, features: np.nd
     if acc is not None and not acc >= floor:
         reasons.append(
             f"the feature extractor reads genre on held-out real covers at {acc:.3f}, below the floor {floor:.3f} "
-            f"(chance {chance:.3f}): it cannot tell covers apart well enough to judge (train it longer)"
+            f"(chance {chance:.3f}): it cannot tell covers apart well enough to judge (train it longer, or the "
+            "covers carry no genre: see the relationship probe)"
         )
     if share < MIN_VARIANCE_SHARE or rank < rank_floor:
         reasons.append(
