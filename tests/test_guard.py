@@ -55,6 +55,15 @@ def test_guard_rules_on_recorded_numbers():
                                   "reason", "rule"}
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions: one thread is faster than two that wait on each other on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("guard")
@@ -70,7 +79,7 @@ def _fid(real, gen) -> float:
         return fid(real, gen, allow_singular=True).value
 
 
-def test_noise_cannot_get_near_zero_fid_when_the_guard_passes(world: PreparedDataset):
+def test_noise_cannot_get_near_zero_fid_when_the_guard_passes(world: PreparedDataset, one_thread):
     torch.manual_seed(0)
     covers = world.covers(32)
     test, val = world.split_rows("test"), world.split_rows("val")
@@ -93,7 +102,7 @@ def test_noise_cannot_get_near_zero_fid_when_the_guard_passes(world: PreparedDat
     assert fid_noise > 50 and fid_noise > 20 * fid_real, (fid_noise, fid_real)
 
 
-def test_untrained_and_constant_extractors_are_refused(world: PreparedDataset):
+def test_untrained_and_constant_extractors_are_refused(world: PreparedDataset, one_thread):
     covers = world.covers(32)
     test, val = world.split_rows("test"), world.split_rows("val")
     torch.manual_seed(0)
