@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import benchmark.pipeline.evaluate as ev
 from benchmark import paths
@@ -55,6 +56,14 @@ def test_purity_interval_contains_nmi_under_the_null(seed):
     assert interval_violations(r.to_dict()) == []
 
 
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("intervals")
@@ -64,7 +73,7 @@ def world(tmp_path_factory):
     return root
 
 
-def test_every_interval_the_pipeline_writes_contains_its_estimate(world, monkeypatch):
+def test_every_interval_the_pipeline_writes_contains_its_estimate(world, monkeypatch, one_thread):
     """The planted pipeline (oracle and ignoring generators, and the relationship probe), read back from disk."""
     paths.set_roots(world, world / "runs")
     try:
