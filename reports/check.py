@@ -120,11 +120,10 @@ def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
 
 # ---------------------------------------------------------------------------------------------- thresholds file
 def is_model_name(name: Any) -> bool:
-    """A GAN name, or a GAN name with a ``+suffix`` (``stylegan_cond+pca``): the names of evaluation folders."""
-    if not isinstance(name, str):
-        return False
-    base, plus, suffix = name.partition("+")
-    return base in GAN_NAMES and (not plus or bool(suffix.strip()))
+    """A model id: a GAN name, or ``<conditional GAN>+<condition>`` (``stylegan_cond+pca``), as evaluation folders."""
+    from benchmark.config.names import is_model_id
+
+    return isinstance(name, str) and is_model_id(name)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -154,7 +153,7 @@ def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bo
     out: dict[str, list[Bound]] = {}
     for model, block in tree.items():
         if not is_model_name(model):
-            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)}, or NAME+condition)")
+            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)}, or GAN_cond+condition)")
         if block is None or block == {}:
             raise UserError(f"{source}: {model} is listed with no checks: give at least one, e.g. fid: {{max: 100}}")
         if not isinstance(block, dict):

@@ -41,6 +41,7 @@ import numpy as np
 
 from benchmark import paths
 from benchmark.config.load import deep_merge, validate
+from benchmark.config.names import is_model_id
 from benchmark.config.schema import GAN_NAMES, Config
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
@@ -128,7 +129,7 @@ def evaluated_models(run: RunPaths) -> dict[str, dict[str, Any]]:
     out = {}
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         f = d / METRICS_FILE
-        if d.is_dir() and f.is_file():
+        if d.is_dir() and f.is_file() and is_model_id(d.name):
             try:
                 out[d.name] = json.loads(f.read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
@@ -279,13 +280,15 @@ def seed_config(cfg: Config, seed: int, run_prefix: str) -> Config:
 
 def train_and_evaluate(cfg: Config) -> None:
     """The cpu pipeline for one seed: ``train all`` then ``evaluate all`` (the only calls into training/evaluation)."""
+    from benchmark.config.names import model_ids_in, ordered_model_ids
     from benchmark.data.prepared import PreparedDataset
     from benchmark.pipeline.evaluate import evaluate_model
     from models.gans.train.pipeline import train_all
 
     rp = paths.run(cfg.run)
     train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
-    for m in cfg.eval.models:
+    # as `bench evaluate --model all`: the config's list, else every trained model of the run
+    for m in cfg.eval.models or ordered_model_ids(model_ids_in(rp.root / "models"), cfg.train.models):
         if not (rp.model(m) / "checkpoints").is_dir():
             continue
         name = json.loads((rp.model(m) / "train_config.json").read_text())["dataset"]
