@@ -187,3 +187,12 @@ def test_refused_run_is_not_calibrated_on(five_runs):
     p.write_text(json.dumps(doc))
     with pytest.raises(UserError, match="run 'cal1': the evaluation of dcgan was refused"):
         cal.calibrate(five_runs, 5, "cal", from_runs=True)
+
+
+def test_runs_sharing_a_seed_are_flagged(tmp_path):
+    for s in range(3):
+        _write_run(f"same{s}", 0)  # eval seed 0 in every metrics.json
+        paths.run(f"same{s}").config.write_text("seed: 0\ntrain:\n  seed: 0\n")
+    result = cal.calibrate(load_config("cpu"), 3, "same", from_runs=True)
+    assert "every run was trained with train.seed 0: the spread misses training noise" in result.warnings
+    assert "every run was evaluated with eval seed 0: the spread misses evaluation noise" in result.warnings

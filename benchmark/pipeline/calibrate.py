@@ -295,6 +295,25 @@ def train_and_evaluate(cfg: Config) -> None:
         evaluate_model(PreparedDataset.open(name), rp, m, cfg.eval, device_kind=cfg.device)
 
 
+def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:
+    """A spread measured over runs that share their training or evaluation seed is not a spread: say so."""
+    import yaml
+
+    out = []
+    train_seeds, eval_seeds = set(), set()
+    for rp in runs:
+        if rp.config.is_file():
+            tree = yaml.safe_load(rp.config.read_text(encoding="utf-8")) or {}
+            train_seeds.add((tree.get("train") or {}).get("seed"))
+        for doc in evaluated_models(rp).values():
+            eval_seeds.add((doc.get("seeds") or {}).get("eval"))
+    if len(runs) > 1 and len(train_seeds) == 1 and len([rp for rp in runs if rp.config.is_file()]) == len(runs):
+        out.append(f"every run was trained with train.seed {train_seeds.pop()}: the spread misses training noise")
+    if len(runs) > 1 and len(eval_seeds) == 1 and None not in eval_seeds:
+        out.append(f"every run was evaluated with eval seed {eval_seeds.pop()}: the spread misses evaluation noise")
+    return out
+
+
 def self_check(thresholds: dict[str, dict[str, dict[str, Any]]], runs: Sequence[RunPaths]) -> list[str]:
     """Every failure of the written gate on the runs it was fitted to (an empty list when it holds on all)."""
     from reports.check import check_thresholds, parse_thresholds
@@ -337,6 +356,7 @@ def calibrate(
             on_seed(seed, "train")
         train_and_evaluate(seed_config(cfg, seed, run_prefix))
     spreads, warnings = collect_spreads(runs)
+    warnings.extend(seed_warnings([rp for _, rp in runs]))
     thresholds: dict[str, dict[str, dict[str, Any]]] = {}
     for name, s in spreads.items():
         thresholds[name], w = bounds_for(s)
