@@ -30,6 +30,7 @@ from benchmark.paths import RunPaths, configs_dir
 from benchmark.progress import track
 from reports import environment
 from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
+from reports.pictures import cover_grid, sample_strip
 from reports.plots import read_stats, training_curves
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -339,6 +340,8 @@ def _model_page(
         verdict=verdict["works"] if verdict else None,
     )
     samples_name = Path(str((doc.get("plots") or {}).get("samples", "samples.png"))).name
+    strip = sample_strip(edir / samples_name, out / "img" / name / "strip.png")
+    row["strip"] = f"img/{name}/strip.png" if strip else None
     metric_names = {r for r in m if isinstance(m[r], dict) and "value" in m[r]}
     ctx.update(
         doc=doc,
@@ -380,6 +383,7 @@ def _encoders(run: RunPaths, img: _Images) -> list[dict[str, Any]]:
                 "n": ev.get("n"),
                 "probe_acc": probe.get("accuracy"),
                 "probe_f1": probe.get("macro_f1"),
+                "absent": ev.get("classes_absent_from_test") or [],
                 "chance_majority": probe.get("chance_majority"),
                 "chance_uniform": probe.get("chance_uniform"),
                 "probe_skipped": probe.get("skipped"),
@@ -510,6 +514,9 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
     ]
     ds, ds_note = _open_dataset(dataset, docs)
     data = _data_page(ds, ds_note, run)
+    if ds is not None:  # real covers per genre, one strip each (files named by genre index, never by name)
+        grid = cover_grid(ds, img.root / "img" / "data")
+        data["cover_grid"] = [dict(g, file=f"img/data/{g['file'].name}") for g in grid]
     encoders = _encoders(run, img)
     run_devices = {}
     for n in names:

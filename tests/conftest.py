@@ -13,7 +13,7 @@ from benchmark import paths
 from benchmark.data.prepared import ATTRIBUTES, DatasetWriter
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librosa" / "audio"
+REAL_AUDIO = Path(__file__).resolve().parent / "data" / "audio"  # shipped CC BY / public-domain excerpts (README.md)
 
 
 @pytest.fixture(autouse=True)

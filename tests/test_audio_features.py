@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import librosa
 import numpy as np
@@ -25,9 +24,9 @@ from benchmark.audio.extract import (
 )
 from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
 from benchmark.errors import UserError
+from tests.conftest import REAL_AUDIO
 
 SR = 22050
-AUDIO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librosa" / "audio"
 
 
 def music(seconds: float, seed: int, f0: float = 220.0, bpm: float = 120.0) -> np.ndarray:
@@ -50,11 +49,8 @@ def music(seconds: float, seed: int, f0: float = 220.0, bpm: float = 120.0) -> n
 
 def real_clips(seconds: float = 8.0, limit: int = 4) -> dict[str, np.ndarray]:
     sf = pytest.importorskip("soundfile")
-    if not AUDIO_DIR.is_dir():
-        pytest.skip(f"real clips not available: {AUDIO_DIR} is absent")
-    files = sorted(p for p in AUDIO_DIR.glob("*.ogg") if not p.name.endswith(".hq.ogg"))
-    if not files:
-        pytest.skip(f"no .ogg files in {AUDIO_DIR}")
+    files = sorted(REAL_AUDIO.glob("*.ogg"))
+    assert len(files) >= limit, f"tests/data/audio lost its clips: {files}"
     out = {}
     for p in files[:limit]:
         y, sr = sf.read(p, dtype="float32", always_2d=True)

@@ -20,10 +20,10 @@ from benchmark.config.schema import SplitConfig
 from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
 from models.encoders.base import ENCODER_NAMES, encoder_class, load_encoder, read_state
 from models.encoders.pipeline import EMBEDDINGS_FILE, EVAL_FILE, encode, load_embeddings, resolve_names
+from tests.conftest import REAL_AUDIO
 
 SR = 22050
 GENRES = ("g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7")
-SHARED_AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librosa" / "audio"
 FAST = [
     "device=cpu",
     "encoders.epochs=6",
@@ -201,7 +201,7 @@ def test_attributes_use_train_statistics(world, cfg):
 def _real_dataset(root: Path) -> PreparedDataset:
     import librosa
 
-    files = sorted(p for p in SHARED_AUDIO.glob("*.ogg") if not p.name.endswith(".hq.ogg"))
+    files = sorted(REAL_AUDIO.glob("*.ogg"))
     seconds = 4.0
     w = DatasetWriter(paths.DatasetPaths(root), len(files), [32], int(seconds * SR), SR, force=True)
     rows = []
@@ -213,7 +213,6 @@ def _real_dataset(root: Path) -> PreparedDataset:
     return PreparedDataset(paths.DatasetPaths(root))
 
 
-@pytest.mark.skipif(not SHARED_AUDIO.is_dir(), reason="shared librosa clips not present")
 def test_real_clips_give_finite_distinct_embeddings(encoded, tmp_path):
     from benchmark.audio.extract import extract_features
 

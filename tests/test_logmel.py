@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import librosa
 import numpy as np
 import pandas as pd
@@ -13,9 +11,9 @@ import torch
 from benchmark import paths
 from benchmark.audio.logmel import LogMel, logmel_dataset
 from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
+from tests.conftest import REAL_AUDIO
 
 SR = 22050
-AUDIO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librosa" / "audio"
 
 
 def reference(y: np.ndarray, top_db: float | None = None, **kw) -> np.ndarray:
@@ -79,9 +77,8 @@ def test_other_parameters_follow_librosa(clips):
 def test_real_clips_float64_exact_and_float32_within_1e3_db_of_the_loud_part():
     """float32 FFT rounding (~1e-7 of a frame's peak) shows only in bins far below the clip's peak."""
     sf = pytest.importorskip("soundfile")
-    if not AUDIO_DIR.is_dir():
-        pytest.skip(f"real clips not available: {AUDIO_DIR} is absent")
-    files = sorted(p for p in AUDIO_DIR.glob("*.ogg") if not p.name.endswith(".hq.ogg"))[:3]
+    files = sorted(REAL_AUDIO.glob("*.ogg"))[:3]
+    assert len(files) == 3
     m = LogMel()
     for p in files:
         y, sr = sf.read(p, dtype="float32", always_2d=True)

@@ -362,3 +362,51 @@ def test_conditional_accuracy_names_classes_absent_from_test():
     gen = np.array([0, 1, 2, 3, 0, 1])
     r = accuracy_from_predictions(test, test, gen, gen, n_classes=4, n_permutations=100, n_bootstrap=50)
     assert r.details["classes_absent_from_test"] == [2] and r.details["ceiling"] == 1.0
+
+
+# -- 6. pictures ----------------------------------------------------------------------------------------------------
+
+
+def test_sample_strip_is_the_first_column_of_the_grid(tmp_path):
+    from models.gans.train.snapshot import save_grid
+    from reports.pictures import sample_strip
+
+    rng = np.random.default_rng(0)
+    tiles = rng.integers(0, 256, (4 * 8, 16, 16, 3), dtype=np.uint8)  # 4 conditions x 8 z, as snapshot_grid lays out
+    grid = save_grid(tiles, 8, tmp_path / "samples.png")
+    out = sample_strip(grid, tmp_path / "strip.png")
+    strip = np.asarray(Image.open(out))
+    assert strip.shape == (16 + 4, 4 * 18 + 2, 3)
+    for r in range(4):  # tile r of the strip is grid row r, column 0: one z, condition r
+        np.testing.assert_array_equal(strip[2:18, 2 + r * 18 : 18 + r * 18], tiles[r * 8])
+    (tmp_path / "odd.png").write_bytes(b"not an image")
+    assert sample_strip(tmp_path / "odd.png", tmp_path / "x.png") is None
+    assert sample_strip(tmp_path / "missing.png", tmp_path / "y.png") is None
+
+
+def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe(tmp_path):
+    from benchmark.pipeline.probe import probe_dataset
+    from reports.build import build_report
+    from tests.test_report import Page, _text
+
+    make_tiny_dataset(n=24, genres=("rock", HOSTILE, "pop"), res=(32, 64))
+    ds = PreparedDataset.open("tiny")
+    probe_dataset(ds, "colour", 3, n_permutations=100)
+    run = paths.run("r")
+    run.root.mkdir(parents=True)
+    report = build_report(run, dataset=ds).parent
+    page = Page((report / "data.html").read_text(encoding="utf-8"))
+    grid = page.rows["cover-grid"]
+    assert [r[0] for r in grid] == ["rock (8)", f"{HOSTILE} (8)", "pop (8)"]
+    srcs = [s for s in page.attrs("img", "src") if s.startswith("img/data/")]
+    assert srcs == ["img/data/genre-0.png", "img/data/genre-1.png", "img/data/genre-2.png"]
+    strip = np.asarray(Image.open(report / srcs[1]))
+    assert strip.shape == (68, 8 * 66 + 2, 3)  # 8 covers of 64 px (the 64 px store, not resized)
+    covers = ds.covers(64)
+    first = strip[2:66, 2:66]
+    assert any(np.array_equal(first, covers[r]) for r in np.flatnonzero(ds.genre_idx == 1))
+    dup = {r[0]: r for r in page.rows["duplicates"]}
+    assert dup["audio"][1:3] == ["0", "0"] and dup["covers"][1:3] == ["0", "0"]
+    rel = page.rows["relationship"]
+    assert rel[0][0] == "cover → genre accuracy" and rel[0][1] == "1"
+    assert "colour features at 64 px; artist-grouped 3-fold" in _text(page)

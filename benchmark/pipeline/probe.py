@@ -28,7 +28,7 @@ from metrics.conditioning.stats import _jsonable
 
 PROBE_SCHEMA = 1
 FEATURES = ("inception", "covernet", "colour")
-NOT_AUDIO = ("genre",)  # the label itself, not an embedding of the music
+NOT_AUDIO = ("genre", "attributes")  # the label itself, and Spotify metadata: not embeddings of the audio
 
 
 @dataclass(frozen=True)
