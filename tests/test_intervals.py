@@ -90,3 +90,12 @@ def test_every_interval_the_pipeline_writes_contains_its_estimate(world, monkeyp
         assert found == {"oracle=True": [], "oracle=False": [], "relationship": []}
     finally:
         paths.set_roots(None, None)
+
+
+def test_sensitivity_of_a_generator_that_ignores_c_with_few_z_rows():
+    """Resampling 2 z rows often draws one row twice; with c ignored that replicate has no variance (was 0/0)."""
+    from metrics.conditioning.sensitivity import condition_sensitivity
+
+    grid = np.repeat(np.random.default_rng(0).standard_normal((2, 1, 5)), 3, axis=1)  # (n_z=2, n_c=3, d=5)
+    r = condition_sensitivity(grid, n_permutations=100, n_bootstrap=50, seed=0)
+    assert r.value == pytest.approx(0.0) and r.interval[0] <= r.value <= r.interval[1]

@@ -21,7 +21,9 @@ MARGIN = 0.02  # sensitivity points above the null mean
 
 
 def _sensitivity(ss_t: float, ss_z: float, ss_c: np.ndarray | float) -> np.ndarray | float:
-    within_rows, within_cols = ss_t - ss_z, ss_t - ss_c
+    # arrays, also for scalars: a Python-float 0/0 raises instead of taking the 0.5 branch (a bootstrap resample of
+    # one z row of a generator that ignores c has no variance at all)
+    within_rows, within_cols = np.asarray(ss_t - ss_z, dtype=np.float64), np.asarray(ss_t - ss_c, dtype=np.float64)
     den = within_rows + within_cols
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, within_rows / den, 0.5)
