@@ -32,7 +32,7 @@ import pandas as pd
 from benchmark import __version__, storage
 from benchmark import paths as P
 from benchmark.config.schema import SplitConfig
-from benchmark.data.splits import SPLITS, assign_splits
+from benchmark.data.splits import SPLITS, split_tracks
 from benchmark.errors import UserError
 
 FORMAT_VERSION = 1
@@ -111,6 +111,7 @@ class DatasetWriter:
         self.resolutions = sorted({int(r) for r in resolutions})
         self.audio_samples = int(audio_samples)
         self.sample_rate = int(sample_rate)
+        self.warnings: list[str] = []  # what the split could not keep, filled by finish
         self.tmp = P.DatasetPaths(dest.root.parent / f".{dest.name}.tmp-{os.getpid()}")
         # covers + audio, plus room for the tables: checked first, then reserved, so a full disk is one line now
         # rather than a worker killed by SIGBUS while writing into a sparse memory map later
