@@ -82,6 +82,16 @@ def to_int16(wave: np.ndarray) -> np.ndarray:
     return np.round(np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16)
 
 
+def content_hash(arr: np.ndarray) -> str | None:
+    """Exact-duplicate fingerprint of a cover (uint8 pixels) or a clip (int16 samples); None when all zero.
+
+    All-zero content (a blank cover, digital silence, rows never written) is not a fingerprint of anything, so it
+    ties no tracks together.
+    """
+    a = np.ascontiguousarray(arr)
+    return hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() if a.any() else None
+
+
 def empty_rejected() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=str) for c in REJECTED_COLUMNS})
 
@@ -154,20 +164,13 @@ class DatasetWriter:
         return len(wave)
 
     def _content_hashes(self, audio_len: np.ndarray) -> tuple[list[str | None], list[str | None]]:
-        """Per row: a hash of the largest cover's pixels and of the valid audio samples (None when all zero).
-
-        All-zero content (a blank cover, digital silence, rows never written) is not a fingerprint of anything,
-        so it ties no tracks together.
-        """
+        """Per kept row: ``content_hash`` of the largest cover and of the valid audio samples."""
         covers = self._covers[max(self.resolutions)]
-        cover_h: list[str | None] = []
-        audio_h: list[str | None] = []
-        for i in range(len(audio_len)):  # the rows kept (after compaction)
-            c = np.ascontiguousarray(covers[i])
-            cover_h.append(hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() if c.any() else None)
-            a = np.ascontiguousarray(self._audio[i, : int(audio_len[i])])
-            audio_h.append(hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest() if a.any() else None)
-        return cover_h, audio_h
+        n = len(audio_len)  # the rows kept (after compaction)
+        return (
+            [content_hash(covers[i]) for i in range(n)],
+            [content_hash(self._audio[i, : int(audio_len[i])]) for i in range(n)],
+        )
 
     def abort(self) -> None:
         self._covers.clear()
@@ -241,7 +244,8 @@ class DatasetWriter:
         for col in ATTRIBUTES:  # an absent attribute column is unknown for every track
             if col not in tracks.columns:
                 tracks[col] = np.nan
-        tracks["cover_hash"], tracks["audio_hash"] = self._content_hashes(tracks["audio_len"].to_numpy())
+        if "cover_hash" not in tracks.columns or "audio_hash" not in tracks.columns:  # the importer's workers hash
+            tracks["cover_hash"], tracks["audio_hash"] = self._content_hashes(tracks["audio_len"].to_numpy())
         has_artists = tracks["artist_id"].notna().any()
         result = split_tracks(
             tracks["genre"],

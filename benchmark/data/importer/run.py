@@ -144,11 +144,12 @@ def _import_tree(
     try:
         with storage.disk_errors(dest.root.parent):  # space is reserved; a full disk later on is one line too
             outcomes = _decode_all(jobs, writer, cfg, samples, workers)
-        kept_rows, audio_len = [], []
+        kept_rows, audio_len, hashes = [], [], []
         for job, out in zip(jobs, outcomes, strict=True):
             if out.reason is None:
                 kept_rows.append(job.row)
                 audio_len.append(out.audio_len)
+                hashes.append((out.cover_hash, out.audio_hash))
             else:
                 bad = job.cover if out.failed == "cover" else job.preview
                 rejected.append((meta.tracks["track_id"].iat[meta_rows[job.row]], _rel(Path(bad), root), out.reason))
@@ -158,6 +159,8 @@ def _import_tree(
         tracks = meta.tracks.iloc[[meta_rows[r] for r in kept_rows]].drop(columns=["line"]).reset_index(drop=True)
         tracks = tracks[["track_id", "album_id", "artist_id", "artist", "album", "track", "genre", *ATTRIBUTES]]
         tracks["audio_len"] = np.asarray(audio_len, dtype=np.int64)
+        tracks["cover_hash"] = [h[0] for h in hashes]
+        tracks["audio_hash"] = [h[1] for h in hashes]
         source["rows"] = meta.rows_read
         source["rejected_tracks"] = track_rejects
         source["config"] = cfg.model_dump()

@@ -15,7 +15,7 @@ import numpy as np
 from benchmark.data.importer.audio import load_preview
 from benchmark.data.importer.images import load_cover
 from benchmark.data.importer.reject import Reject
-from benchmark.data.prepared import to_int16
+from benchmark.data.prepared import content_hash, to_int16
 from benchmark.workers import die_with_parent
 
 
@@ -32,6 +32,8 @@ class Outcome:
     audio_len: int = 0
     failed: str | None = None  # "cover" or "preview"
     reason: str | None = None  # "code: detail"
+    cover_hash: str | None = None  # content_hash of the largest cover and of the written samples, computed here
+    audio_hash: str | None = None  # where the data is in memory and the work runs in parallel
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ def run_job(job: Job) -> Outcome:
     audio: np.ndarray = _state["audio"]  # type: ignore[assignment]
     audio[job.row, : len(pcm)] = pcm
     audio[job.row, len(pcm) :] = 0
-    return Outcome(job.row, audio_len=len(pcm))
+    return Outcome(job.row, audio_len=len(pcm), cover_hash=content_hash(covers[max(covers)]),
+                   audio_hash=content_hash(pcm))
 
 
 def run_batch(jobs: list[Job]) -> list[Outcome]:
