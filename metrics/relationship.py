@@ -11,11 +11,9 @@ exchangeable with respect to them (for genres the folds are stratified, so class
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -66,8 +64,9 @@ def genre_probe(
 ) -> TestResult:
     """Stratified k-fold accuracy of the condition classifier on real covers -> genre.
 
-    With ``groups`` (artist ids) the folds are artist-disjoint (StratifiedGroupKFold): an artist's covers share
-    a style, so a fold that sees the artist in training would reward recognising the artist, not the genre.
+    With ``groups`` (artist ids) the folds are artist-disjoint (GroupKFold, shuffled): an artist's covers share
+    a style, so a fold that sees the artist in training would reward recognising the artist, not the genre; the
+    p-value and intervals then take the artist group as the unit (``_grouped_genre_result``).
     """
     x = check_features(features, "cover features")
     y = check_labels(genres, x.shape[0], "genres")
@@ -79,10 +78,8 @@ def genre_probe(
             raise UserError(f"relationship probe: {folds}-fold CV needs every genre to have >= {folds} covers "
                             f"(smallest has {smallest}); lower --folds or add data")
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class": fine, folds need not hold all
-            splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(x, y, g))
+    else:  # folds drawn without looking at the genres, so shuffling genres among a fold's groups is exact
+        splits = list(GroupKFold(folds, shuffle=True, random_state=seed).split(x, y, g))
     pred = np.empty_like(y)
     for train, test in track(splits, "probe folds (genre)"):
         pred[test] = ConditionClassifier(kind=kind, seed=seed).fit(x[train], y[train]).predict(x[test])
@@ -90,6 +87,8 @@ def genre_probe(
     rng = np.random.default_rng(seed)
     n = y.size
     acc = float((pred == y).mean())
+    if g is not None:
+        return _grouped_genre_result(pred, y, g, fold, k, acc, folds, n_permutations, n_bootstrap, seed, rng)
     null = permuted_accuracy(pred, y, n_permutations, rng, strata=fold)
     # exact mean of the within-fold permutation null
     null_mean = float(sum(
@@ -112,8 +111,65 @@ def genre_probe(
         n_permutations=n_permutations,
         seed=seed,
         details={"n_classes": k, "folds": folds, "majority_share": float(np.bincount(y).max() / n),
-                 "grouped": g is not None, "n_groups": int(len(np.unique(g))) if g is not None else None,
+                 "grouped": False, "n_groups": None,
                  "null_q99": float(np.quantile(null, 0.99)), "n_bootstrap": n_bootstrap},
+    )
+
+
+def _grouped_genre_result(
+    pred: np.ndarray, y: np.ndarray, groups: np.ndarray, fold: np.ndarray, k: int, acc: float, folds: int,
+    n_permutations: int, n_bootstrap: int, seed: int, rng: np.random.Generator,
+) -> TestResult:
+    """p-value and intervals with the artist group, not the cover, as the unit.
+
+    An artist's covers share a style and a genre, so their predictions move together: shuffling single covers'
+    genres would understate the null's spread and give too small p-values. Here each group keeps its covers'
+    predictions (counts per predicted class) and the groups' genres (majority) are shuffled among the groups of
+    the same fold; intervals resample whole groups.
+    """
+    n = y.size
+    _, gi = np.unique(groups, return_inverse=True)
+    n_g = int(gi.max()) + 1
+    counts = np.zeros((n_g, k), np.int64)  # predictions per group and class
+    np.add.at(counts, (gi, pred), 1)
+    labels = np.zeros((n_g, k), np.int64)
+    np.add.at(labels, (gi, y), 1)
+    g_label = labels.argmax(axis=1)  # the group's genre (all of its covers' genre for a one-genre artist)
+    g_fold = np.zeros(n_g, np.int64)
+    g_fold[gi] = fold
+    g_correct = counts[np.arange(n_g), g_label]
+    stat = float(g_correct.sum() / n)  # the accuracy when every cover carries its group's genre
+    null = []
+    for perm in permutation_chunks(n_g, n_permutations, rng, strata=g_fold):
+        null.append(counts[np.arange(n_g)[None, :], g_label[perm]].sum(axis=1) / n)
+    null = np.concatenate(null) if null else np.empty(0)
+    null_mean = 0.0  # exact: within a fold, a group gets each fold-mate's genre with equal probability
+    for f in range(folds):
+        m = g_fold == f
+        if m.any():
+            null_mean += float(counts[m].sum(axis=0) @ np.bincount(g_label[m], minlength=k)) / m.sum()
+    null_mean /= n
+    sizes = counts.sum(axis=1)
+    correct = np.bincount(gi, weights=(pred == y).astype(np.float64), minlength=n_g)
+    pick = rng.integers(0, n_g, size=(n_bootstrap, n_g))  # cluster bootstrap: whole groups
+    b_acc = correct[pick].sum(axis=1) / sizes[pick].sum(axis=1)
+    return TestResult(
+        name="relationship_genre_accuracy",
+        value=acc,
+        n=n,
+        chance=1.0 / k,
+        interval=percentile_interval(b_acc),
+        p_value=permutation_p(stat, null),
+        null_mean=null_mean,
+        effect=acc - null_mean,
+        effect_interval=percentile_interval(b_acc - null_mean),
+        margin=0.01,
+        n_permutations=n_permutations,
+        seed=seed,
+        details={"n_classes": k, "folds": folds, "majority_share": float(np.bincount(y).max() / n),
+                 "grouped": True, "n_groups": n_g, "null": "genres shuffled among artist groups within folds",
+                 "interval": "bootstrap over artist groups", "statistic_group_genre": stat,
+                 "null_q99": float(np.quantile(null, 0.99)) if null.size else None, "n_bootstrap": n_bootstrap},
     )
 
 

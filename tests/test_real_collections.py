@@ -246,6 +246,35 @@ def test_artist_grouped_folds_do_not_reward_recognising_artists():
     assert grouped.details["grouped"] and grouped.details["n_groups"] == n_art
 
 
+def test_grouped_probe_p_values_hold_their_level_where_cover_level_shuffles_do_not():
+    """No genre in the covers, but each artist has a style and one genre: shuffling single covers' genres (the
+    cover-level null) rejects far too often; shuffling genres among artist groups stays near the level."""
+    from sklearn.model_selection import GroupKFold
+
+    from metrics.conditioning.classifier import ConditionClassifier
+    from metrics.conditioning.stats import permutation_p, permuted_accuracy
+    from metrics.relationship import genre_probe
+
+    grouped, cover_level = [], []
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        artist = np.repeat(np.arange(30), 8)
+        y = rng.integers(0, 3, 30)[artist]
+        x = rng.normal(size=(30, 6))[artist] * 2 + rng.normal(size=(240, 6))
+        r = genre_probe(x, y, folds=5, n_permutations=200, n_bootstrap=50, seed=seed, groups=artist)
+        grouped.append(r.p_value)
+        assert r.interval[0] <= r.value <= r.interval[1]
+        pred, fold = np.empty_like(y), np.empty_like(y)  # the same folds and predictions, shuffled per cover
+        for f, (tr, te) in enumerate(GroupKFold(5, shuffle=True, random_state=seed).split(x, y, artist)):
+            pred[te] = ConditionClassifier(seed=seed).fit(x[tr], y[tr]).predict(x[te])
+            fold[te] = f
+        cover_level.append(permutation_p(float((pred == y).mean()), permuted_accuracy(pred, y, 200, rng, fold)))
+    rate_grouped = float(np.mean(np.array(grouped) < 0.1))
+    rate_cover = float(np.mean(np.array(cover_level) < 0.1))
+    assert rate_grouped <= 0.2  # measured 0.13 (300 seeds: 0.12) at level 0.1
+    assert rate_cover >= rate_grouped + 0.1  # measured 0.27
+
+
 def _planted_embeddings(ds: PreparedDataset, run, name: str = "pca") -> np.ndarray:  # noqa: ANN001
     """Encoder output that is the genre plus noise, written as `bench encode` would."""
     from benchmark.data.prepared import write_json_atomic
