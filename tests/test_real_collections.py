@@ -464,3 +464,19 @@ def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_
     assert not list((ds.paths.cache_dir / "features").glob("*.stats.npz"))  # no 2048-d covariance square root
     np.testing.assert_allclose(feats[:2], inception_features(np.array(ds.covers(32)[:2]), device="cpu"), rtol=1e-5,
                                atol=1e-5)  # fmt: skip
+
+
+def test_an_empty_split_is_one_clear_line_at_evaluation_not_an_empty_feature_array():
+    from benchmark.pipeline.extractors import make_extractor, real_features
+
+    make_tiny_dataset(n=6, genres=("a", "b"))
+    ds = PreparedDataset.open("tiny")
+    tracks = ds.tracks.assign(split="train")  # what a one-artist import produces
+    tracks.to_parquet(ds.paths.tracks, index=False)
+    ds = PreparedDataset.open("tiny")
+    import torch
+
+    ext = make_extractor(ds, "colour", 32, EvalConfig(), torch.device("cpu"))
+    with pytest.raises(UserError, match="dataset 'tiny' has no test covers: the split was left empty at import"):
+        real_features(ds, "test", 32, ext)
+    assert real_features(ds, "train", 32, ext)[0].features.shape[0] == 6

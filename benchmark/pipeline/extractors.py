@@ -10,6 +10,7 @@ import torch
 
 from benchmark.config.schema import EvalConfig
 from benchmark.data.prepared import PreparedDataset
+from benchmark.errors import UserError
 from metrics.features.cache import CachedFeatures, cached_features, dataset_key_parts
 
 
@@ -73,6 +74,11 @@ def real_features(
     ``stats=False``: features only, no Gaussian statistics (see ``cached_features``).
     """
     rows = ds.split_rows(split)
+    if not len(rows):
+        raise UserError(
+            f"dataset {ds.name!r} has no {split or 'labelled'} covers: the split was left empty at import (too few "
+            "artists for the split shares); `bench data info` lists the split warnings"
+        )
     covers = ds.covers(res)
     parts = dataset_key_parts(ds, split, ext.name, ext.preprocessing, res=res)
     cached = cached_features(parts, lambda: ext(covers[rows]), ds.paths.cache_dir / "features", stats=stats)
