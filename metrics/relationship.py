@@ -22,6 +22,7 @@ from benchmark.progress import track
 from metrics.conditioning.classifier import ConditionClassifier
 from metrics.conditioning.stats import (
     TestResult,
+    bias_shifted_interval,
     bootstrap_tables,
     check_features,
     check_labels,
@@ -256,18 +257,17 @@ def audio_probe(
     base = float((y**2).sum() + (pred**2).sum())
     null_a = 1.0 - (base - 2 * _permuted_cross(y, pred, fold, n_permutations, rng)) / ss_tot
     boot = _bootstrap_r2(y, pred, n_bootstrap, rng)
-    boot = boot - (float(np.median(boot)) - r2) if boot.size else boot  # bias-shifted (see the docstring)
     null_mean = float(null_a.mean())
     return TestResult(
         name="relationship_audio_r2",
         value=r2,
         n=n,
         chance=0.0,
-        interval=percentile_interval(boot),
+        interval=bias_shifted_interval(boot, r2),  # see the docstring
         p_value=permutation_p(r2, null_a),
         null_mean=null_mean,
         effect=r2 - null_mean,
-        effect_interval=percentile_interval(boot - null_mean),
+        effect_interval=bias_shifted_interval(boot - null_mean, r2 - null_mean),
         margin=0.01,
         n_permutations=n_permutations,
         seed=seed,
