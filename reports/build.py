@@ -23,7 +23,7 @@ import yaml
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 
 from benchmark import __version__
-from benchmark.config.schema import GAN_NAMES
+from benchmark.config.names import model_ids_in, ordered_model_ids
 from benchmark.data.prepared import PreparedDataset
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths, configs_dir
@@ -133,13 +133,8 @@ def _seeds(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 def _model_names(run: RunPaths, config: dict[str, Any]) -> list[str]:
     """Models with a training folder or an evaluation, in the config's order, then the rest sorted."""
-    found = set()
-    for sub in ("models", "eval"):
-        d = run.root / sub
-        if d.is_dir():
-            found.update(p.name for p in d.iterdir() if p.is_dir() and p.name in GAN_NAMES)
-    order = list((config.get("train") or {}).get("models") or []) + list(GAN_NAMES)
-    return [m for m in dict.fromkeys(order) if m in found]
+    found = model_ids_in(run.root / "models") | model_ids_in(run.root / "eval")
+    return ordered_model_ids(found, list((config.get("train") or {}).get("models") or []))
 
 
 class _Images:

@@ -11,12 +11,15 @@ from rich.table import Table
 
 from benchmark import paths
 from benchmark.cli import common
+from benchmark.config.names import model_ids_in, ordered_model_ids, parse_model_id
 from benchmark.errors import UserError
 from benchmark.storage import check_writable
 
 
 def evaluate(
-    model: Annotated[str, typer.Option("--model", help="a trained model name, or all")] = "all",
+    model: Annotated[
+        str, typer.Option("--model", help="a trained model (a GAN name or gan+condition id), or all")
+    ] = "all",
     run: Annotated[str | None, typer.Option("--run", help="run name (default: the config's run)")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the one it trained on)")] = None,
     n: Annotated[int | None, typer.Option("--n", min=20, help="generated covers per model")] = None,
@@ -32,7 +35,10 @@ def evaluate(
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
     rp = paths.run(cfg.run)
-    names = cfg.eval.models if model == "all" else [model]
+    if model == "all":
+        names = cfg.eval.models or ordered_model_ids(model_ids_in(rp.root / "models"), cfg.train.models)
+    else:
+        names = [parse_model_id(model).name]
     trained = [m for m in names if (rp.model(m) / "checkpoints").is_dir()]
     if model != "all" and not trained:
         raise UserError(

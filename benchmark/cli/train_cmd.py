@@ -10,11 +10,12 @@ from rich.table import Table
 
 from benchmark import paths
 from benchmark.cli import common
-from benchmark.config.schema import GAN_NAMES
-from benchmark.errors import UserError
+from benchmark.config.names import GAN_NAMES, parse_model_id
 from benchmark.storage import check_writable
 
-ModelArg = Annotated[str, typer.Argument(help=f"one of {', '.join(GAN_NAMES)}, or all")]
+ModelArg = Annotated[
+    str, typer.Argument(help=f"one of {', '.join(GAN_NAMES)}, a gan+condition id (stylegan_cond+cnn), or all")
+]
 
 
 def train(
@@ -37,23 +38,26 @@ def train(
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
-    """Train MODEL into runs/<run>/models/<model>/, or `all`: the encoders, then every GAN of the preset.
+    """Train MODEL into runs/<run>/models/<model>/, or `all`: the encoders, then every model of the preset.
 
-    Flags (--kimg, --res, --batch) apply to every model they concern and beat per-model preset values;
-    --set still beats flags. `all` skips finished models and resumes interrupted ones.
+    MODEL is a GAN name or a gan+condition id (`stylegan_cond+cnn`: the same GAN under another condition, next to
+    the others in the run). Flags (--kimg, --res, --batch) apply to every model they concern and beat per-model
+    preset values; --set still beats flags. `all` skips finished models and resumes interrupted ones.
     """
     from benchmark.data.prepared import PreparedDataset
     from models.gans.train.distributed import close_process_group, is_main_process
     from models.gans.train.pipeline import train_all, write_run_config
 
-    if model != "all" and model not in GAN_NAMES:
-        raise UserError(f"unknown model {model!r}: choose one of {', '.join(GAN_NAMES)} or all")
+    if model != "all":
+        model = parse_model_id(model).name
     per = {"kimg": kimg, "res": res, "batch": batch}
     per = {k: v for k, v in per.items() if v is not None}
     values = {"run": run, "train": {"condition": condition, **per}, "data": {"name": dataset}}
-    if per:
-        values["train"]["per_model"] = {m: dict(per) for m in GAN_NAMES}
     cfg = common.config(preset, set_, common.drop_none(values))
+    if per:  # flags beat every per-model entry: the GANs', the preset's ids' and this model's own
+        ids = {*GAN_NAMES, *cfg.train.models, *([model] if model != "all" else [])}
+        values["train"]["per_model"] = {m: dict(per) for m in sorted(ids)}
+        cfg = common.config(preset, set_, common.drop_none(values))
     run_paths = paths.run(cfg.run)
     check_writable(run_paths.root, "the run folder")  # before any training, not at the first checkpoint
     ds = PreparedDataset.open(cfg.data.name)

@@ -11,6 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from benchmark.config.names import CONDITION_NAMES, GAN_NAMES, parse_model_id
+from benchmark.errors import UserError
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
@@ -119,9 +122,21 @@ class EncodersConfig(Strict):
     eval_max_points: int = Field(20000, ge=100, description="subsample for silhouette and k-means")
 
 
-GAN_NAMES = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
-GanName = Literal["dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond"]
-ConditionName = Literal["genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn"]
+ConditionName = Literal[CONDITION_NAMES]  # type: ignore[valid-type]  # one source: names.py
+
+
+def _model_ids(values: list[str]) -> list[str]:
+    """Each entry a GAN name or a ``gan+condition`` id (``stylegan_cond+cnn``), no duplicates."""
+    ids = []
+    for v in values:
+        try:
+            ids.append(parse_model_id(v).name)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"model(s) listed twice: {', '.join(dup)}")
+    return ids
 
 
 def _finite_kimg(v: float | None) -> float | None:
@@ -146,7 +161,9 @@ class ModelTrainConfig(Strict):
 class TrainConfig(Strict):
     """GAN training (``bench train``): schedule in kimg, checkpoints, precision, logging."""
 
-    models: list[GanName] = Field(default_factory=lambda: list(GAN_NAMES), description="what `train all` trains")
+    models: list[str] = Field(
+        default_factory=lambda: list(GAN_NAMES), description="what `train all` trains: GAN names or gan+condition ids"
+    )
     condition: ConditionName = "genre"
     res: int = Field(32, ge=8, le=1024)
     size: Literal["tiny", "full"] = "tiny"
@@ -162,20 +179,41 @@ class TrainConfig(Strict):
     channels_last: bool = True
     compile: bool = Field(False, description="torch.compile the networks on CUDA")
     seed: int = 0
-    per_model: dict[GanName, ModelTrainConfig] = Field(default_factory=dict)
+    per_model: dict[str, ModelTrainConfig] = Field(
+        default_factory=dict, description="by GAN name, or by gan+condition id (which beats the GAN's entry)"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _model_ids(v)
+
+    @field_validator("per_model")
+    @classmethod
+    def _per_model(cls, v: dict[str, ModelTrainConfig]) -> dict[str, ModelTrainConfig]:
+        _model_ids(list(v))
+        return v
 
     _kimg = field_validator("kimg", "snapshot_kimg", "checkpoint_kimg", "log_kimg")(_finite_kimg)
 
     def for_model(self, name: str) -> ModelTrainConfig:
-        """The effective per-model settings, shared values filled in."""
-        m = self.per_model.get(name, ModelTrainConfig())  # type: ignore[call-overload]
+        """The effective per-model settings: the id's entry, then its GAN's entry, then the shared values."""
+        gan = parse_model_id(name).gan
+        own = self.per_model.get(name) if name != gan else None
+        base = self.per_model.get(gan, ModelTrainConfig())
+        layers = [m for m in (own, base) if m is not None]
+
+        def first(key: str):
+            return next((getattr(m, key) for m in layers if getattr(m, key) is not None), getattr(self, key))
+
+        hparams = {**base.hparams, **(own.hparams if own is not None else {})}
         return ModelTrainConfig(
-            res=m.res or self.res,
-            kimg=m.kimg or self.kimg,
-            batch=m.batch or self.batch,
-            size=m.size or self.size,
-            hparams=dict(m.hparams),
+            res=first("res"), kimg=first("kimg"), batch=first("batch"), size=first("size"), hparams=hparams
         )
+
+    def condition_of(self, name: str) -> str | None:
+        """The condition model ``name`` trains on (None for unconditional GANs)."""
+        return parse_model_id(name).condition_or(self.condition)
 
 
 class EvalConfig(Strict):
@@ -197,7 +235,14 @@ class EvalConfig(Strict):
     covernet_batch: int = Field(128, ge=2, description="covernet training batch (smaller: more steps per epoch)")
     covernet_patience: int = Field(3, ge=1, description="covernet: epochs without val improvement before stopping")
     relationship_folds: int = Field(5, ge=2)
-    models: list[GanName] = Field(default_factory=lambda: list(GAN_NAMES), description="what `evaluate all` covers")
+    models: list[str] = Field(
+        default_factory=list, description="what `evaluate all` covers (empty: every trained model of the run)"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _model_ids(v)
 
 
 class Config(Strict):

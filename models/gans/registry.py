@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from benchmark.config.names import GAN_NAMES
 from benchmark.errors import UserError
 
 from .ada import AdaptiveAugment
@@ -26,7 +27,7 @@ from .losses import BCELoss, GanLoss, StyleGANLoss, WassersteinGPLoss
 from .stylegan import StyleDiscriminator, StyleGenerator
 from .wgan_gp import build_wgan_gp
 
-MODELS = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
+MODELS = GAN_NAMES
 SIZES = ("tiny", "full")
 
 

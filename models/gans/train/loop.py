@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from benchmark.config.names import parse_model_id
 from benchmark.config.schema import TrainConfig
 from benchmark.data.loader import to_float
 from benchmark.data.prepared import PreparedDataset, write_json_atomic
@@ -61,10 +62,12 @@ def model_is_finished(directory: Path) -> bool:
 
 
 def build_for_training(name: str, cfg: TrainConfig, cond_dim: int) -> tuple[GanSpec, dict[str, Any]]:
+    """Model id ``name`` (a GAN, or ``gan+condition``) built with its effective per-model settings."""
     m = cfg.for_model(name)
     hp = dict(m.hparams)
     hp.setdefault("batch", m.batch)
-    spec = build_gan(name, res=m.res, cond_dim=cond_dim if name.endswith("_cond") else 0, size=m.size, **hp)
+    mid = parse_model_id(name)
+    spec = build_gan(mid.gan, res=m.res, cond_dim=cond_dim if mid.conditional else 0, size=m.size, **hp)
     return spec, {"res": m.res, "kimg": m.kimg, "batch": m.batch, "size": m.size, "hparams": hp}
 
 
@@ -78,7 +81,7 @@ def train_gan(
     resume: bool = False,
     stop_after_kimg: float | None = None,
 ) -> TrainResult:
-    """Train ``name`` on the dataset's training split into ``run.model(name)``.
+    """Train model id ``name`` (a GAN, or ``gan+condition``) on the dataset's training split into ``run.model(name)``.
 
     ``stop_after_kimg`` ends the process early (as if killed after that point; used by tests and time-boxed runs)
     without marking the model finished.
@@ -89,8 +92,9 @@ def train_gan(
         device = torch.device("cuda", d.local_rank)
     out_dir = run.model(name)
     ckpt_dir = out_dir / "checkpoints"
-    conditional = name.endswith("_cond")
-    conditions = load_conditions(ds, cfg.condition, run) if conditional else None
+    mid = parse_model_id(name)
+    conditional, condition = mid.conditional, cfg.condition_of(name)
+    conditions = load_conditions(ds, condition, run) if conditional else None
     cond_dim = 0 if conditions is None else conditions.shape[1]
     torch.manual_seed(cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
     spec, eff = build_for_training(name, cfg, cond_dim)
@@ -99,7 +103,7 @@ def train_gan(
     if batch % d.world:
         raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
     local_batch = batch // d.world
-    rows = usable_rows(ds, cfg.condition if conditional else "none", ds.split_rows("train"))
+    rows = usable_rows(ds, condition or "none", ds.split_rows("train"))
     if len(rows) < local_batch:
         raise UserError(f"only {len(rows)} training covers for batch {batch}")
     if res not in ds.resolutions:
@@ -122,7 +126,7 @@ def train_gan(
         start_path = None  # nothing to resume from: start fresh
     if start_path is not None:
         state = ck.load_checkpoint(start_path)
-        ident = {"model": name, "dataset": ds.name, "condition": cfg.condition if conditional else None}
+        ident = {"model": name, "dataset": ds.name, "condition": condition}
         ident.update(eff, cond_dim=cond_dim, z_dim=spec.z_dim, hparams=spec.hparams)
         check_resume_matches(out_dir / "train_config.json", state, ident, _REBUILD_KEYS)  # refuse other settings
         G.load_state_dict(state["G"])
@@ -169,8 +173,9 @@ def train_gan(
             out_dir / "train_config.json",
             {
                 "model": name,
+                "gan": mid.gan,
                 "dataset": ds.name,
-                "condition": cfg.condition if conditional else None,
+                "condition": condition,
                 "cond_dim": cond_dim,
                 "z_dim": spec.z_dim,
                 "res": res,
@@ -229,7 +234,7 @@ def train_gan(
         counters["train_seconds"] = time.perf_counter() - t_start
         return {
             "format": 1,
-            "model": name,
+            "model": mid.gan,
             "G": G.state_dict(),
             "D": D.state_dict(),
             "G_ema": G_ema.state_dict() if G_ema is not None else {},
@@ -245,7 +250,8 @@ def train_gan(
                     "z_dim": spec.z_dim,
                     "size": eff["size"],
                     "hparams": spec.hparams,
-                    "condition": cfg.condition if conditional else None,
+                    "condition": condition,
+                    "model_id": name,
                 }
             ),
         }
@@ -326,7 +332,7 @@ def load_generator(directory: Path, device: str | torch.device = "cpu", ema: boo
         raise UserError(f"no checkpoint in {directory} (train it first with `bench train`)")
     state = ck.load_checkpoint(path)
     meta = json.loads(state["meta"])
-    name = state["model"]
+    name = parse_model_id(state["model"]).gan
     spec = build_gan(
         name,
         res=meta["res"],

@@ -3,8 +3,9 @@
 Designed to be rerun: an encoder whose embeddings exist is not fitted again, a GAN whose ``summary.json`` says
 finished is skipped, and one with checkpoints resumes from its newest, so a rerun after a crash carries on.
 
-Which encoders: ``"needed"`` (the default) fits ``genre`` and ``attributes`` (no training, instant) plus the encoder
-behind ``train.condition`` when that is an encoder; ``"all"`` fits every encoder (rnn and cnn are the slow ones);
+Which encoders: ``"needed"`` (the default) fits ``genre`` and ``attributes`` (no training, instant) plus every
+encoder a model of the GAN x condition matrix is conditioned on (``stylegan_cond+cnn`` needs ``cnn``; a plain
+conditional GAN needs ``train.condition``); ``"all"`` fits every encoder (rnn and cnn are the slow ones);
 ``"none"`` fits nothing; or a comma-separated list.
 """
 
@@ -56,10 +57,8 @@ def encoders_for(cfg: Config, which: str | Sequence[str] = "needed") -> list[str
     if isinstance(which, str) and which.strip() == "none":
         return []
     if isinstance(which, str) and which.strip() == "needed":
-        names = list(CHEAP_ENCODERS)
-        if any(m.endswith("_cond") for m in cfg.train.models) and cfg.train.condition not in names:
-            names.append(cfg.train.condition)
-        return resolve_names(names)
+        needed = {cfg.train.condition_of(m) for m in cfg.train.models} - {None}
+        return resolve_names([*CHEAP_ENCODERS, *sorted(needed)])
     return resolve_names(which)
 
 
