@@ -27,6 +27,7 @@ from metrics.conditioning import (
     wilson_interval,
 )
 from metrics.conditioning.stats import permutation_chunks, table_scores
+from metrics.conditioning.retrieval import rank_matrix
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -259,9 +260,14 @@ def test_retrieval_oracle_high_ignoring_at_chance():
     cgen = rng.normal(size=(150, 6))
     good = condition_retrieval(images(ctr), ctr, images(cgen), cgen, n_permutations=300)
     bad = condition_retrieval(images(ctr), ctr, images(rng.normal(size=(150, 6))), cgen, n_permutations=300)
-    assert good.chance == pytest.approx(1 / 150)
-    assert good.value > 0.5 and good.details["top5"] > 0.9 and good.p_value < 0.01
-    assert bad.value < 0.05 and bad.details["top5"] < 0.12 and bad.p_value > 0.01
+    assert good.details["top1_chance"] == pytest.approx(1 / 150) and good.chance == 0.5
+    assert good.details["top1"] > 0.5 and good.details["top5"] > 0.9 and good.p_value < 0.01
+    assert good.value > 0.95 and good.details["median_rank"] <= 2 and good.effect >= good.margin
+    assert bad.details["top1"] < 0.05 and bad.details["top5"] < 0.12 and bad.p_value > 0.01
+    assert abs(bad.value - 0.5) < 0.08 and 40 < bad.details["median_rank"] < 110
+    for r in (good, bad):
+        assert r.interval[0] <= r.value <= r.interval[1]
+        assert r.effect_interval[0] <= r.effect <= r.effect_interval[1]
 
 
 def test_retrieval_with_repeated_conditions_and_candidate_cap():
@@ -270,7 +276,27 @@ def test_retrieval_with_repeated_conditions_and_candidate_cap():
     ctr = rng.normal(size=(300, 6))
     cgen = np.repeat(rng.normal(size=(50, 6)), 3, axis=0)  # 3 covers per condition vector
     res = condition_retrieval(ctr @ a, ctr, cgen @ a, cgen, max_candidates=20, n_permutations=100)
-    assert res.details["n_candidates"] == 20 and res.n == 60 and res.value > 0.9
+    assert res.details["n_candidates"] == 20 and res.n == 60 and res.details["top1"] > 0.9
+
+
+def test_retrieval_ranks_match_a_brute_force_count():
+    rng = np.random.default_rng(12)
+    pred, cand = rng.normal(size=(30, 4)), rng.normal(size=(9, 4))
+    sim = pred @ cand.T
+    brute = 1 + (sim[:, None, :] > sim[:, :, None]).sum(axis=2)
+    assert np.array_equal(rank_matrix(pred, cand), brute)
+
+
+def test_retrieval_null_is_calibrated_when_the_generator_ignores_its_condition():
+    rng = np.random.default_rng(13)
+    a = rng.normal(size=(6, D))
+    ctr = rng.normal(size=(300, 6))
+    ps = [
+        condition_retrieval(ctr @ a, ctr, rng.normal(size=(80, 6)) @ a, rng.normal(size=(80, 6)),
+                            n_permutations=200, seed=s).p_value
+        for s in range(40)
+    ]
+    assert (np.array(ps) < 0.05).mean() <= 0.15
 
 
 def test_condition_clusters_recover_blobs():
@@ -302,4 +328,4 @@ def test_retrieval_caps_training_pairs():
     a = rng.normal(size=(6, D))
     ctr, cgen = rng.normal(size=(500, 6)), rng.normal(size=(60, 6))
     res = condition_retrieval(ctr @ a, ctr, cgen @ a, cgen, max_train=100, n_permutations=50)
-    assert res.details["n_train"] == 100 and res.value > 0.9
+    assert res.details["n_train"] == 100 and res.details["top1"] > 0.9

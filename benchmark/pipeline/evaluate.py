@@ -1,11 +1,15 @@
 """``evaluate_model``: one trained generator against the real test covers, every metric, one verdict.
 
-Design choices worth knowing when reading ``metrics.json``:
+Evaluation is a short table of named steps (``STEPS``), each adding its part to the shared ``EvalState``; every
+result is written with its own ``to_dict()``. Design choices worth knowing when reading ``metrics.json``:
 
 - Generated covers are drawn for conditions of real TEST tracks (paired at random, seeded); their "asked" label is
   that track's genre (genre condition) or its k-means cluster of condition vectors (continuous conditions, clusters
   fit on the training conditions). Unconditional models are scored the same way against random test tracks: they
   are the built-in negative control and should come out at chance with verdict "no".
+- Continuous conditions (audio embeddings, attributes) are also measured per track: retrieval of each cover's own
+  condition vector among the candidates (with the same measure on real test covers as ceiling), FJD and CFID
+  against the real test (cover, condition) pairs. The verdict for them needs a track-level test to pass.
 - The null for conditional accuracy is computed twice: analytically (labels shuffled against fixed images, the
   pre-registered test) and empirically, by generating from the same z with the conditions permuted.
 - FID/KID/PR-DC compare against the real test split; intra-FID compares each class against all real covers of that
@@ -17,29 +21,26 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from benchmark.config.names import is_categorical
 from benchmark.config.schema import EvalConfig
 from benchmark.data.prepared import PreparedDataset, write_json_atomic
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 from benchmark.pipeline.extractors import Extractor, make_extractor, real_features
 from benchmark.progress import progress_bar
-from metrics.conditioning import (
-    ConditionClassifier,
-    ConditionClusters,
-    classification_accuracy_score,
-    cluster_purity,
-    condition_retrieval,
-    condition_sensitivity,
-    conditional_accuracy,
-    conditioning_verdict,
-)
+from benchmark.storage import check_writable, staged_outputs
+from metrics.conditioning import ConditionClusters, conditioning_verdict
 from metrics.conditioning.stats import TestResult, _jsonable
+from metrics.conditioning.suite import ConditioningData, SuiteSettings, conditioning_suite
 from metrics.distribution.fid import fid
 from metrics.distribution.intra_fid import intra_fid
 from metrics.distribution.kid import kid
@@ -49,8 +50,9 @@ from models.conditions import load_conditions
 from models.gans.train.loop import load_generator, pick_device
 from models.gans.train.snapshot import generate, grid_conditions, snapshot_grid
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: continuous conditions add retrieval (rank score), fjd and cfid; verdict.kind
 METRICS_FILE = "metrics.json"
+RESULT_KEYS = {"accuracy": "conditional_accuracy"}  # suite key -> metrics.json key, where they differ
 
 
 def _entry(value: Any, n: int, extractor: str, seed: int, **extra: Any) -> dict[str, Any]:
@@ -63,21 +65,191 @@ def _test_entry(r: TestResult, extractor: str) -> dict[str, Any]:
     return d
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.t: dict[str, float] = {}
+@dataclass
+class EvalState:
+    """What the steps share: inputs, then everything each step adds."""
 
-    def __call__(self, name: str):
-        timer = self
+    ds: PreparedDataset
+    run: RunPaths
+    model: str
+    cfg: EvalConfig
+    device: torch.device
+    kind: str
+    n: int
+    seed: int
+    out_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    rng: np.random.Generator | None = None  # seeded once: the asked tracks, z and the shuffled conditions
+    G: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    ext: Extractor | None = None
+    real: dict[str, tuple[Any, np.ndarray]] = field(default_factory=dict)  # split -> (cached features, rows)
+    data: ConditioningData | None = None
+    conditions: np.ndarray | None = None
+    clusters: ConditionClusters | None = None
+    label_kind: str = "genre"
+    asked: np.ndarray | None = None
+    images: np.ndarray | None = None
+    null_x: np.ndarray | None = None
+    grid_reps: np.ndarray | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, str] = field(default_factory=dict)
 
-        class _Ctx:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
+    @property
+    def res(self) -> int:
+        return int(self.meta["res"])
 
-            def __exit__(self, *exc):
-                timer.t[name] = round(time.perf_counter() - self.t0, 3)
+    @property
+    def conditional(self) -> bool:
+        return self.meta["cond_dim"] > 0
 
-        return _Ctx()
+    @property
+    def condition(self) -> str | None:
+        return self.meta.get("condition") if self.conditional else None
+
+    @property
+    def continuous(self) -> bool:
+        return self.conditional and not is_categorical(self.condition)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.ds.genres)
+
+    def labels_of(self, rows: np.ndarray) -> np.ndarray:
+        """The class of dataset rows: genre, or the cluster of their condition vectors (continuous conditions)."""
+        return self.clusters.labels(self.conditions[rows]) if self.continuous else self.ds.genre_idx[rows]
+
+
+def _load(s: EvalState) -> None:
+    s.G, s.meta = load_generator(s.run.model(s.model), s.device)
+    if s.res not in s.ds.resolutions:
+        raise UserError(f"{s.model} was trained at {s.res} px but dataset {s.ds.name!r} has no {s.res} px covers")
+    if s.n_classes < 2:
+        raise UserError(f"dataset {s.ds.name!r} has fewer than two genres: the conditioning metrics need classes")
+
+
+def _real_features(s: EvalState) -> None:
+    s.ext = make_extractor(s.ds, s.kind, s.res, s.cfg, s.device)
+    for split in ("train", "test", "val"):
+        s.real[split] = real_features(s.ds, split, s.res, s.ext)
+
+
+def _labels(s: EvalState) -> None:
+    """Real labelled rows, their classes (genre, or k-means clusters of condition vectors) and conditions."""
+    genre = s.ds.genre_idx
+    (tr_cache, train_rows), (te_cache, test_rows) = s.real["train"], s.real["test"]
+    keep_tr, keep_te = genre[train_rows] >= 0, genre[test_rows] >= 0
+    train_rows, test_rows = train_rows[keep_tr], test_rows[keep_te]
+    if len(test_rows) < 2 * s.n_classes:
+        raise UserError(f"the test split holds only {len(test_rows)} labelled covers: too few to evaluate")
+    s.conditions = load_conditions(s.ds, s.condition, s.run) if s.conditional else None
+    if s.continuous:
+        s.clusters = ConditionClusters(k=s.n_classes, seed=s.seed).fit(s.conditions[train_rows])
+        train_y, test_y = s.clusters.labels(s.conditions[train_rows]), s.clusters.labels(s.conditions[test_rows])
+        s.label_kind = f"k-means cluster (k={s.n_classes}) of {s.condition} condition vectors"
+    else:
+        train_y, test_y = genre[train_rows], genre[test_rows]
+    s.asked = test_rows[s.rng.integers(0, len(test_rows), size=s.n)]
+    c = s.conditions
+    s.data = ConditioningData(
+        train_x=tr_cache.features[keep_tr], train_y=train_y, test_x=te_cache.features[keep_te], test_y=test_y,
+        gen_x=np.zeros((0, 0), np.float32), asked_y=s.labels_of(s.asked), n_classes=s.n_classes,
+        train_c=None if c is None else c[train_rows], test_c=None if c is None else c[test_rows],
+        gen_c=None if c is None else c[s.asked],
+    )
+    s.grid_reps = None if c is None else grid_conditions(c[train_rows], train_y)  # one per class
+
+
+def _generate(s: EvalState) -> None:
+    """Covers for the asked conditions, and from the same z with the conditions shuffled (the empirical null)."""
+    rng = s.rng
+    z = torch.from_numpy(rng.standard_normal((s.n, s.meta["z_dim"])).astype(np.float32))
+    c = s.data.gen_c
+    with progress_bar(f"generate {s.model}", 2 if c is not None else 1) as bar:
+        s.images = generate(s.G, z, c, s.cfg.batch)
+        bar.advance()
+        null_images = None
+        if c is not None:
+            null_images = generate(s.G, z, c[rng.permutation(s.n)], s.cfg.batch)
+            bar.advance()
+    s.data.gen_x = s.ext(s.images)
+    s.null_x = s.ext(null_images) if null_images is not None else None
+
+
+def _distribution(s: EvalState) -> None:
+    """FID, KID and precision/recall/density/coverage against the real test covers."""
+    te_cache, name, gen_x, seed = s.real["test"][0], s.ext.name, s.data.gen_x, s.seed
+    f = fid(te_cache.stats, gen_x, n_boot=s.cfg.n_bootstrap, seed=seed, allow_singular=True)
+    s.metrics["fid"] = _entry(f.value, f.n_gen, name, seed, n_real=f.n_real, interval=f.interval, n_boot=f.n_boot)
+    k = kid(te_cache.features, gen_x, num_subsets=s.cfg.kid_subsets, max_subset_size=s.cfg.kid_subset_size, seed=seed)
+    s.metrics["kid"] = _entry(
+        k.value, k.n_gen, name, seed, n_real=k.n_real, std=k.std, interval=k.interval,
+        subset_size=k.subset_size, num_subsets=k.num_subsets,
+    )
+    p = prdc(te_cache.features, gen_x, device=s.device if s.device.type == "cuda" else None)
+    for key in ("precision", "recall", "density", "coverage"):
+        k_nn = p.k_pr if key in ("precision", "recall") else p.k_dc
+        s.metrics[key] = _entry(getattr(p, key), p.n_gen, name, seed, n_real=p.n_real, k=k_nn)
+
+
+def _intra_fid(s: EvalState) -> None:
+    """Per-class FID of the generated covers against all real covers of their asked class."""
+    caches = [s.real[split][0].features for split in ("train", "val", "test")]
+    rows = np.concatenate([s.real[split][1] for split in ("train", "val", "test")])
+    labelled = s.ds.genre_idx[rows] >= 0
+    all_x, all_y = np.concatenate(caches)[labelled], s.labels_of(rows[labelled])
+    ifid = intra_fid(all_x, all_y, s.data.gen_x, s.data.asked_y, classes=list(range(s.n_classes)))
+    s.metrics["intra_fid"] = _entry(
+        ifid.value, ifid.n_gen, s.ext.name, s.seed, n_real=ifid.n_real, reference="all real covers of the class",
+        min_samples=ifid.min_samples, per_class=ifid.to_dict()["per_class"], skipped=ifid.skipped,
+    )
+
+
+def _conditioning(s: EvalState) -> None:
+    """Every conditioning test, then the verdict by the pre-registered rule for this kind of condition."""
+    grid = _sensitivity_grid(s.G, s.meta, s.grid_reps, s.n_classes, s.cfg, s.ext, s.seed)
+    settings = SuiteSettings(
+        n_permutations=s.cfg.n_permutations, seed=s.seed, joint_permutations=min(200, s.cfg.n_permutations),
+        joint_bootstrap=min(50, s.cfg.n_bootstrap),
+    )
+    results = conditioning_suite(s.data, settings, continuous=s.continuous, null_x=s.null_x, sensitivity_grid=grid)
+    results["accuracy"].details["labels"] = s.label_kind
+    for key, r in results.items():
+        s.metrics[RESULT_KEYS.get(key, key)] = _test_entry(r, s.ext.name)
+    s.verdict = conditioning_verdict(results, continuous=s.continuous)
+
+
+def _tsne_step(s: EvalState) -> None:
+    (tr_cache, _), (te_cache, _) = s.real["train"], s.real["test"]
+    s.metrics["tsne"] = _tsne(
+        s.ds, s.model, s.out_dir, s.ext, tr_cache, te_cache, s.images, s.data.gen_x, s.asked, s.cfg, s.seed, s.res
+    )
+
+
+def _plots(s: EvalState) -> None:
+    path = snapshot_grid(s.G, s.meta["z_dim"], s.grid_reps, s.out_dir / "samples.png", seed=1234)
+    s.plots["samples"] = Path(path).name
+
+
+STEPS: tuple[tuple[str, Callable[[EvalState], None]], ...] = (
+    ("load", _load),
+    ("real_features", _real_features),
+    ("labels", _labels),
+    ("generate", _generate),
+    ("fid_kid_prdc", _distribution),
+    ("intra_fid", _intra_fid),
+    ("conditioning", _conditioning),
+    ("tsne", _tsne_step),
+    ("plots", _plots),
+)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str):
+    t0 = time.perf_counter()
+    yield
+    timings[name] = round(time.perf_counter() - t0, 3)
 
 
 def evaluate_model(
@@ -91,185 +263,54 @@ def evaluate_model(
     n: int | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``run``'s ``model``; writes ``eval/<model>/metrics.json`` with plots and returns the metrics."""
-    device = pick_device(device_kind)
-    kind = features or cfg.features
-    n = n or cfg.n
-    seed = cfg.seed if seed is None else seed
-    timer = _Timer()
+    """Evaluate ``run``'s ``model`` (a GAN name or gan+condition id); writes ``eval/<model>/metrics.json`` with
+    plots and returns the metrics."""
     t_all = time.perf_counter()
-    out_dir = run.eval(model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with timer("load"):
-        G, meta = load_generator(run.model(model), device)
-    res = meta["res"]
-    conditional = meta["cond_dim"] > 0
-    source = meta.get("condition") if conditional else None
-    if res not in ds.resolutions:
-        raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
-    n_genres = len(ds.genres)
-    if n_genres < 2:
-        raise UserError(f"dataset {ds.name!r} has fewer than two genres: the conditioning metrics need classes")
+    s = EvalState(
+        ds=ds, run=run, model=model, cfg=cfg, device=pick_device(device_kind), kind=features or cfg.features,
+        n=n or cfg.n, seed=cfg.seed if seed is None else seed, out_dir=run.eval(model),
+    )
+    s.rng = np.random.default_rng(s.seed)
+    check_writable(s.out_dir, "evaluation folder")  # before any computing
+    with staged_outputs(run.eval(model)) as s.out_dir:  # metrics.json and every plot replace the old ones together
+        for name, step in STEPS:
+            with _timed(s.timings, name):
+                step(s)
+        s.timings["total"] = round(time.perf_counter() - t_all, 3)
+        report = _jsonable(_report(s))
+        write_json_atomic(s.out_dir / METRICS_FILE, report)
+    s.out_dir = run.eval(model)
+    return report
 
-    with timer("real_features"):
-        ext = make_extractor(ds, kind, res, cfg, device)
-        tr_cache, train_rows = real_features(ds, "train", res, ext)
-        te_cache, test_rows = real_features(ds, "test", res, ext)
-        va_cache, val_rows = real_features(ds, "val", res, ext)
-    genre = ds.genre_idx
-    keep_tr, keep_te = genre[train_rows] >= 0, genre[test_rows] >= 0
-    train_x, test_x = tr_cache.features[keep_tr], te_cache.features[keep_te]
-    train_rows, test_rows = train_rows[keep_tr], test_rows[keep_te]
-    if len(test_rows) < 2 * n_genres:
-        raise UserError(f"the test split holds only {len(test_rows)} labelled covers: too few to evaluate")
 
-    conditions = load_conditions(ds, source, run) if conditional else None
-    continuous = conditional and source != "genre"
-    clusters = None
-    if continuous:
-        clusters = ConditionClusters(n_clusters=n_genres, seed=seed).fit(conditions[train_rows])
-        train_y, test_y = clusters.labels(conditions[train_rows]), clusters.labels(conditions[test_rows])
-        label_kind = f"k-means cluster (k={n_genres}) of {source} condition vectors"
-    else:
-        train_y, test_y = genre[train_rows], genre[test_rows]
-        label_kind = "genre"
-
-    rng = np.random.default_rng(seed)
-    asked = test_rows[rng.integers(0, len(test_rows), size=n)]
-    asked_y = clusters.labels(conditions[asked]) if continuous else genre[asked]
-    z = torch.from_numpy(rng.standard_normal((n, meta["z_dim"])).astype(np.float32))
-    c = conditions[asked] if conditional else None
-    with timer("generate"), progress_bar(f"generate {model}", 2 if conditional else 1) as bar:
-        images = generate(G, z, c, cfg.batch)
-        bar.advance()
-        null_images = None
-        if conditional:
-            null_images = generate(G, z, c[rng.permutation(n)], cfg.batch)
-            bar.advance()
-    with timer("gen_features"):
-        gen_x = ext(images)
-        null_x = ext(null_images) if null_images is not None else None
-
-    m: dict[str, Any] = {}
-    with timer("fid_kid_prdc"):
-        f = fid(te_cache.stats, gen_x, n_boot=cfg.n_bootstrap, seed=seed, allow_singular=True)
-        m["fid"] = _entry(f.value, f.n_gen, ext.name, seed, n_real=f.n_real, interval=f.interval, n_boot=f.n_boot)
-        k = kid(te_cache.features, gen_x, num_subsets=cfg.kid_subsets, max_subset_size=cfg.kid_subset_size, seed=seed)
-        m["kid"] = _entry(
-            k.value,
-            k.n_gen,
-            ext.name,
-            seed,
-            n_real=k.n_real,
-            std=k.std,
-            interval=k.interval,
-            subset_size=k.subset_size,
-            num_subsets=k.num_subsets,
-        )
-        p = prdc(te_cache.features, gen_x, device=device if device.type == "cuda" else None)
-        for name in ("precision", "recall", "density", "coverage"):
-            m[name] = _entry(
-                getattr(p, name),
-                p.n_gen,
-                ext.name,
-                seed,
-                n_real=p.n_real,
-                k=p.k_pr if name in ("precision", "recall") else p.k_dc,
-            )
-    with timer("intra_fid"):
-        all_x = np.concatenate([tr_cache.features, va_cache.features, te_cache.features])
-        all_rows = np.concatenate([ds.split_rows("train"), val_rows, ds.split_rows("test")])
-        all_y = clusters.labels(conditions[all_rows]) if continuous else genre[all_rows]
-        ok = all_y >= 0
-        ifid = intra_fid(all_x[ok], all_y[ok], gen_x, asked_y, classes=list(range(n_genres)))
-        m["intra_fid"] = _entry(
-            ifid.value,
-            ifid.n_gen,
-            ext.name,
-            seed,
-            n_real=ifid.n_real,
-            reference="all real covers of the class",
-            min_samples=ifid.min_samples,
-            per_class=ifid.to_dict()["per_class"],
-            skipped=ifid.skipped,
-        )
-    with timer("conditioning"):
-        clf = ConditionClassifier(seed=seed).fit(train_x, train_y)
-        acc = conditional_accuracy(
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            gen_x,
-            asked_y,
-            n_classes=n_genres,
-            n_permutations=cfg.n_permutations,
-            seed=seed,
-            classifier=clf,
-        )
-        if null_x is not None:
-            null_acc = float((clf.predict(null_x) == asked_y).mean())
-            acc.details["accuracy_shuffled_generator"] = null_acc
-        acc.details["labels"] = label_kind
-        ceiling = acc.details.get("ceiling")
-        cas = classification_accuracy_score(
-            gen_x,
-            asked_y,
-            test_x,
-            test_y,
-            n_classes=n_genres,
-            ceiling=ceiling,
-            n_permutations=min(200, cfg.n_permutations),
-            seed=seed,
-        )
-        pur = cluster_purity(
-            gen_x, asked_y, test_x, test_y, n_classes=n_genres, n_permutations=min(1000, cfg.n_permutations), seed=seed
-        )
-        reps = grid_conditions(conditions[train_rows], train_y) if conditional else None  # one per class
-        grid = _sensitivity_grid(G, meta, reps, n_genres, cfg, ext, seed)
-        sens = condition_sensitivity(grid, n_permutations=cfg.n_permutations, seed=seed)
-        results: dict[str, TestResult] = {"accuracy": acc, "cas": cas, "purity": pur, "sensitivity": sens}
-        if continuous:
-            results["retrieval"] = condition_retrieval(
-                train_x, conditions[train_rows], gen_x, c, n_permutations=cfg.n_permutations, seed=seed
-            )
-        for key, r in results.items():
-            m[{"accuracy": "conditional_accuracy"}.get(key, key)] = _test_entry(r, ext.name)
-        verdict = conditioning_verdict(results)
-    with timer("tsne"):
-        tsne_scores = _tsne(ds, model, out_dir, ext, tr_cache, te_cache, images, gen_x, asked, cfg, seed, res)
-        m["tsne"] = tsne_scores
-    with timer("plots"):
-        plots = {"samples": snapshot_grid(G, meta["z_dim"], reps, out_dir / "samples.png", seed=1234)}
-
-    report = {
+def _report(s: EvalState) -> dict[str, Any]:
+    return {
         "schema_version": SCHEMA_VERSION,
-        "model": model,
-        "run": run.name,
-        "dataset": ds.name,
-        "dataset_kind": ds.manifest.get("kind"),
-        "coupling": ds.manifest.get("synth", {}).get("coupling"),
-        "checkpoint": meta.get("checkpoint"),
-        "images_seen": meta.get("images_seen"),
-        "conditional": conditional,
-        "condition": source,
-        "labels": label_kind,
-        "n_classes": n_genres,
-        "class_names": ds.genres if not continuous else [f"cluster {i}" for i in range(n_genres)],
-        "extractor": {"name": ext.name, "preprocessing": ext.preprocessing, **ext.info},
-        "n_generated": n,
-        "n_real_test": int(len(te_cache.features)),
-        "seeds": {"eval": seed},
-        "device": str(device),
-        "metrics": m,
-        "verdict": verdict,
-        "plots": {k: str(Path(v).name) for k, v in plots.items()},
-        "timings_s": {**timer.t, "total": round(time.perf_counter() - t_all, 3)},
+        "model": s.model,
+        "gan": s.meta.get("model"),
+        "run": s.run.name,
+        "dataset": s.ds.name,
+        "dataset_kind": s.ds.manifest.get("kind"),
+        "coupling": s.ds.manifest.get("synth", {}).get("coupling"),
+        "checkpoint": s.meta.get("checkpoint"),
+        "images_seen": s.meta.get("images_seen"),
+        "conditional": s.conditional,
+        "condition": s.condition,
+        "condition_kind": None if not s.conditional else ("continuous" if s.continuous else "categorical"),
+        "labels": s.label_kind,
+        "n_classes": s.n_classes,
+        "class_names": [f"cluster {i}" for i in range(s.n_classes)] if s.continuous else s.ds.genres,
+        "extractor": {"name": s.ext.name, "preprocessing": s.ext.preprocessing, **s.ext.info},
+        "n_generated": s.n,
+        "n_real_test": int(len(s.real["test"][0].features)),
+        "seeds": {"eval": s.seed},
+        "device": str(s.device),
+        "metrics": s.metrics,
+        "verdict": s.verdict,
+        "plots": s.plots,
+        "timings_s": s.timings,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
     }
-    report = _jsonable(report)
-    write_json_atomic(out_dir / METRICS_FILE, report)
-    return report
 
 
 def _sensitivity_grid(G, meta, reps: np.ndarray | None, k: int, cfg: EvalConfig, ext: Extractor, seed: int):

@@ -1,0 +1,112 @@
+"""Every conditioning test on one set of generated covers, for evaluation and for the power analysis alike.
+
+Inputs are arrays only (features, labels, condition vectors), so a trained generator, a planted oracle or a
+partial oracle are judged by the same code. Class-based tests (accuracy, CAS, purity) read the asked class back:
+the genre for a categorical condition, a k-means cluster of condition vectors for a continuous one. Track-level
+tests (retrieval, joint and conditional Frechet distances) use the vectors themselves and run for continuous
+conditions (retrieval) or any condition (FJD, CFID).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .accuracy import conditional_accuracy
+from .cas import classification_accuracy_score
+from .classifier import ConditionClassifier
+from .frechet import joint_conditioning_tests
+from .purity import cluster_purity
+from .retrieval import condition_retrieval
+from .sensitivity import condition_sensitivity
+from .stats import TestResult
+
+
+@dataclass
+class ConditioningData:
+    """Real training and test covers with their labels, and generated covers with the labels they were asked for.
+
+    ``*_c`` are condition vectors (None for unconditional models); for generated covers, the vectors they were
+    generated from.
+    """
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    gen_x: np.ndarray
+    asked_y: np.ndarray
+    n_classes: int
+    train_c: np.ndarray | None = None
+    test_c: np.ndarray | None = None
+    gen_c: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    n_permutations: int = 2000
+    seed: int = 0
+    joint_permutations: int = 200  # each FJD/CFID permutation costs a low-rank trace update
+    joint_bootstrap: int = 50  # each FJD/CFID bootstrap replicate costs full eigensolves
+
+
+def class_tests(d: ConditioningData, s: SuiteSettings, null_x: np.ndarray | None = None) -> dict[str, TestResult]:
+    """Conditional accuracy (with the generated-with-shuffled-conditions null when ``null_x`` is given), CAS and
+    cluster purity."""
+    clf = ConditionClassifier(seed=s.seed).fit(d.train_x, d.train_y)
+    acc = conditional_accuracy(
+        d.train_x, d.train_y, d.test_x, d.test_y, d.gen_x, d.asked_y,
+        n_classes=d.n_classes, n_permutations=s.n_permutations, seed=s.seed, classifier=clf,
+    )
+    if null_x is not None:
+        acc.details["accuracy_shuffled_generator"] = float((clf.predict(null_x) == d.asked_y).mean())
+    cas = classification_accuracy_score(
+        d.gen_x, d.asked_y, d.test_x, d.test_y, n_classes=d.n_classes, ceiling=acc.details.get("ceiling"),
+        n_permutations=min(200, s.n_permutations), seed=s.seed,
+    )
+    pur = cluster_purity(
+        d.gen_x, d.asked_y, d.test_x, d.test_y, n_classes=d.n_classes,
+        n_permutations=min(1000, s.n_permutations), seed=s.seed,
+    )
+    return {"accuracy": acc, "cas": cas, "purity": pur}
+
+
+def retrieval_test(d: ConditioningData, s: SuiteSettings) -> TestResult:
+    """Retrieval of each generated cover's own condition, with the same measure on real test covers as ceiling."""
+    r = condition_retrieval(d.train_x, d.train_c, d.gen_x, d.gen_c, n_permutations=s.n_permutations, seed=s.seed)
+    ceiling = condition_retrieval(
+        d.train_x, d.train_c, d.test_x, d.test_c, n_permutations=s.n_permutations, seed=s.seed
+    )
+    r.details["ceiling"] = ceiling.value
+    r.details["ceiling_interval"] = ceiling.interval
+    r.details["ceiling_p_value"] = ceiling.p_value
+    r.details["ceiling_n"] = ceiling.n
+    for key in ("top1", "top5", "median_rank"):
+        if key in ceiling.details:
+            r.details[f"ceiling_{key}"] = ceiling.details[key]
+    return r
+
+
+def joint_tests(d: ConditioningData, s: SuiteSettings) -> dict[str, TestResult]:
+    """FJD and CFID of the generated (cover, condition) pairs against the real test pairs."""
+    return joint_conditioning_tests(
+        d.test_x, d.test_c, d.gen_x, d.gen_c, n_permutations=s.joint_permutations, n_boot=s.joint_bootstrap,
+        seed=s.seed, allow_singular=True,
+    )
+
+
+def conditioning_suite(
+    d: ConditioningData, s: SuiteSettings, *, continuous: bool,
+    null_x: np.ndarray | None = None, sensitivity_grid: np.ndarray | None = None,
+) -> dict[str, TestResult]:
+    """All tests that apply: class tests always; sensitivity when a z x condition grid is given; retrieval for
+    continuous conditions; FJD and CFID whenever generated covers carry condition vectors."""
+    results = class_tests(d, s, null_x)
+    if sensitivity_grid is not None:
+        results["sensitivity"] = condition_sensitivity(sensitivity_grid, n_permutations=s.n_permutations, seed=s.seed)
+    if continuous and d.gen_c is not None:
+        results["retrieval"] = retrieval_test(d, s)
+    if d.gen_c is not None and d.test_c is not None:
+        results.update(joint_tests(d, s))
+    return results
