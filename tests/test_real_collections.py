@@ -480,3 +480,23 @@ def test_an_empty_split_is_one_clear_line_at_evaluation_not_an_empty_feature_arr
     with pytest.raises(UserError, match="dataset 'tiny' has no test covers: the split was left empty at import"):
         real_features(ds, "test", 32, ext)
     assert real_features(ds, "train", 32, ext)[0].features.shape[0] == 6
+
+
+def test_leaderboard_shows_a_sample_strip_per_evaluated_model(tmp_path):
+    from models.gans.train.snapshot import save_grid
+    from reports.build import build_report
+    from tests.test_report import Page
+
+    run = paths.run("r")
+    edir = run.eval("dcgan_cond")
+    edir.mkdir(parents=True)
+    tiles = np.random.default_rng(0).integers(0, 256, (3 * 8, 16, 16, 3), dtype=np.uint8)
+    save_grid(tiles, 8, edir / "samples.png")
+    doc = {"model": "dcgan_cond", "metrics": {}, "plots": {"samples": "samples.png"}}
+    (edir / "metrics.json").write_text(json.dumps(doc))
+    report = build_report(run).parent
+    page = Page((report / "index.html").read_text(encoding="utf-8"))
+    assert page.rows["leaderboard"][0][0] == "dcgan_cond"
+    assert "img/dcgan_cond/strip.png" in page.attrs("img", "src")
+    strip = np.asarray(Image.open(report / "img" / "dcgan_cond" / "strip.png"))
+    np.testing.assert_array_equal(strip[2:18, 2 + 18 : 18 + 18], tiles[8])  # condition 1, first z
