@@ -62,7 +62,8 @@ def _evaluate(ds, monkeypatch, oracle: bool, seed: int = 0, n: int = 400) -> dic
             "images_seen": 0}
     monkeypatch.setattr(ev, "load_generator", lambda *a, **k: (PlantedG(ds, oracle), dict(meta)))
     cfg = load_config("cpu", ["eval.n_permutations=500", "eval.n_bootstrap=20", "eval.tsne_real=200",
-                              "eval.tsne_gen=100", "eval.sensitivity_z=8", "eval.covernet_epochs=6"]).eval
+                              "eval.tsne_gen=100", "eval.sensitivity_z=8", "eval.covernet_batch=32",
+                              "eval.covernet_epochs=20", "eval.covernet_patience=20"]).eval
     return ev.evaluate_model(ds, paths.run("cal"), "planted", cfg, device_kind="cpu", n=n, seed=seed)
 
 

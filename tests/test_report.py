@@ -259,6 +259,10 @@ def test_empty_run_and_unknown_run(tmp_path, no_preset_thresholds):
 
 def test_thresholds_marked_pass_and_fail(tiny_run, tmp_path, no_preset_thresholds):
     root = tiny_run.copy_run(tmp_path / "runs")
+    metrics_path = root / "eval" / "dcgan_cond" / "metrics.json"
+    doc = json.loads(metrics_path.read_text())
+    doc["refused"] = None  # the tiny run's 1-epoch covernet is refused; this test is about marking bounds
+    metrics_path.write_text(json.dumps(doc))
     th = tmp_path / "th.yaml"
     th.write_text(
         "dcgan_cond:\n  fid: {max: 1.0e+30}\n  kid: {max: -1}\n  verdict.conditioning_works: {equals: 'never'}\n"

@@ -45,6 +45,7 @@ from metrics.distribution.fid import fid
 from metrics.distribution.intra_fid import intra_fid
 from metrics.distribution.kid import kid
 from metrics.distribution.prdc import prdc
+from metrics.features.guard import GuardResult, extractor_guard
 from metrics.tsne import save_tsne_plots, tsne_analysis
 from models.conditions import load_conditions
 from models.gans.train.loop import load_generator, pick_device
@@ -92,6 +93,7 @@ class EvalState:
     images: np.ndarray | None = None
     null_x: np.ndarray | None = None
     grid_reps: np.ndarray | None = None
+    guard: GuardResult | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     verdict: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)
@@ -116,6 +118,10 @@ class EvalState:
     def n_classes(self) -> int:
         return len(self.ds.genres)
 
+    @property
+    def class_names(self) -> list[str]:
+        return [f"cluster {i}" for i in range(self.n_classes)] if self.continuous else list(self.ds.genres)
+
     def labels_of(self, rows: np.ndarray) -> np.ndarray:
         """The class of dataset rows: genre, or the cluster of their condition vectors (continuous conditions)."""
         return self.clusters.labels(self.conditions[rows]) if self.continuous else self.ds.genre_idx[rows]
@@ -133,6 +139,7 @@ def _real_features(s: EvalState) -> None:
     s.ext = make_extractor(s.ds, s.kind, s.res, s.cfg, s.device)
     for split in ("train", "test", "val"):
         s.real[split] = real_features(s.ds, split, s.res, s.ext)
+    s.guard = extractor_guard(s.ext.info, s.n_classes, s.real["test"][0].features)
 
 
 def _labels(s: EvalState) -> None:
@@ -214,10 +221,16 @@ def _conditioning(s: EvalState) -> None:
         joint_bootstrap=min(50, s.cfg.n_bootstrap),
     )
     results = conditioning_suite(s.data, settings, continuous=s.continuous, null_x=s.null_x, sensitivity_grid=grid)
-    results["accuracy"].details["labels"] = s.label_kind
+    acc = results["accuracy"].details
+    acc["labels"] = s.label_kind
+    names = s.class_names
+    acc["classes_absent_from_test_names"] = [names[c] for c in acc.get("classes_absent_from_test", [])]
     for key, r in results.items():
         s.metrics[RESULT_KEYS.get(key, key)] = _test_entry(r, s.ext.name)
     s.verdict = conditioning_verdict(results, continuous=s.continuous)
+    if not s.guard.ok:  # every metric is still computed and written; only the judgement is withheld
+        s.verdict.update(conditioning_works="inconclusive", refused=s.guard.reason,
+                         reasons=[f"refused to judge: {s.guard.reason}"])
 
 
 def _tsne_step(s: EvalState) -> None:
@@ -299,8 +312,10 @@ def _report(s: EvalState) -> dict[str, Any]:
         "condition_kind": None if not s.conditional else ("continuous" if s.continuous else "categorical"),
         "labels": s.label_kind,
         "n_classes": s.n_classes,
-        "class_names": [f"cluster {i}" for i in range(s.n_classes)] if s.continuous else s.ds.genres,
-        "extractor": {"name": s.ext.name, "preprocessing": s.ext.preprocessing, **s.ext.info},
+        "class_names": s.class_names,
+        "extractor": {"name": s.ext.name, "preprocessing": s.ext.preprocessing, **s.ext.info,
+                      "guard": s.guard.to_dict()},
+        "refused": None if s.guard.ok else s.guard.reason,
         "n_generated": s.n,
         "n_real_test": int(len(s.real["test"][0].features)),
         "seeds": {"eval": s.seed},

@@ -15,7 +15,7 @@ from benchmark.config.schema import EncodersConfig
 from benchmark.data.prepared import PreparedDataset
 from benchmark.errors import UserError
 from models.encoders.base import check_rows, labelled, read_state, write_state
-from models.encoders.train_utils import LogMelFrames, embed_rows, fit_loop, resolve_device, seeded
+from models.encoders.train_utils import LogMelFrames, embed_rows, fit_loop, resolve_device, seeded, shared_frames
 
 
 class MelGenreEncoder:
@@ -52,7 +52,7 @@ class MelGenreEncoder:
         return int(self.cfg.dim)
 
     def _frames(self, ds: PreparedDataset) -> LogMelFrames:
-        return LogMelFrames(ds, self.cfg.n_mels, self.cfg.seconds, self.device, self.cfg.cache_mb)
+        return shared_frames(ds, self.cfg.n_mels, self.cfg.seconds, self.device, self.cfg.cache_mb)
 
     def fit(self, ds: PreparedDataset, train_rows, val_rows, cfg: EncodersConfig | None = None):
         self.cfg = cfg = cfg or self.cfg

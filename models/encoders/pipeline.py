@@ -6,6 +6,7 @@ Each encoder gets ``<run>/encoders/<name>/`` with ``model.pt`` + ``meta.json``, 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -67,7 +68,13 @@ def load_embeddings(run_paths: RunPaths, name: str, ds: PreparedDataset | None =
     """float32 (N, d) embeddings of encoder ``name``, in ``ds`` row order when a dataset is given."""
     path = run_paths.encoder(name) / EMBEDDINGS_FILE
     if not path.is_file():
-        raise UserError(f"no {name!r} embeddings in run {run_paths.name!r}: run `bench encode --encoder {name}`")
+        dataset = f" --dataset {ds.name}" if ds is not None else ""
+        raise UserError(
+            f"no {name!r} embeddings in run {run_paths.name!r}: run `bench encode --encoder {name} "
+            f"--run {run_paths.name}{dataset}` first"
+        )
+    if ds is not None:
+        _check_same_dataset(run_paths, name, ds)
     df = pd.read_parquet(path)
     x = np.stack(df["vector"].to_numpy()).astype(np.float32) if len(df) else np.zeros((0, 0), np.float32)
     if ds is None:
@@ -78,6 +85,17 @@ def load_embeddings(run_paths: RunPaths, name: str, ds: PreparedDataset | None =
     if missing.any():
         raise UserError(f"{name!r} embeddings lack {int(missing.sum())} tracks of dataset {ds.name!r}: encode again")
     return x[pos.loc[ids].to_numpy()]
+
+
+def _check_same_dataset(run_paths: RunPaths, name: str, ds: PreparedDataset) -> None:
+    """Embeddings belong to the dataset they were computed on: track ids alone can coincide across datasets."""
+    ev = run_paths.encoder(name) / EVAL_FILE
+    source = json.loads(ev.read_text()).get("dataset") if ev.is_file() else None
+    if source is not None and source != ds.name:
+        raise UserError(
+            f"the {name!r} embeddings in run {run_paths.name!r} were computed on dataset {source!r}, not {ds.name!r}: "
+            f"use another --run, or `bench encode --encoder {name} --run {run_paths.name} --dataset {ds.name}`"
+        )
 
 
 def ensure_features(ds: PreparedDataset, workers: int | None = None) -> None:

@@ -118,6 +118,23 @@ class LogMelFrames:
         return self._compute(rows)
 
 
+_FRAMES_MEMO: dict[tuple, LogMelFrames] = {}
+
+
+def shared_frames(ds: PreparedDataset, n_mels: int, seconds: float, device: torch.device, cache_mb: int = 0):
+    """The log-mel frames of ``ds`` for these settings, computed once and shared by every encoder of one
+    ``bench encode`` (rnn and cnn fit and embed from the same spectrograms); ``release_frames`` frees them."""
+    key = (str(ds.paths.root.resolve()), ds.manifest.get("created"), n_mels, float(seconds), str(device), cache_mb)
+    if key not in _FRAMES_MEMO:
+        _FRAMES_MEMO.clear()  # one set at a time: they can be large
+        _FRAMES_MEMO[key] = LogMelFrames(ds, n_mels, seconds, device, cache_mb)
+    return _FRAMES_MEMO[key]
+
+
+def release_frames() -> None:
+    _FRAMES_MEMO.clear()
+
+
 @torch.no_grad()
 def channel_stats(
     frames: Callable[[np.ndarray], torch.Tensor],

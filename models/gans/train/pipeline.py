@@ -81,7 +81,7 @@ def train_all(
     """Fit the encoders, then train each GAN of ``cfg.train.models`` (or ``models``), skipping finished work."""
     write_run_config(run, cfg)
     out: list[StageResult] = []
-    todo = [e for e in encoders_for(cfg, encoders)]
+    todo = [e for e in encoders_for(cfg, encoders) if e != "attributes" or ds.attributes_available]
     if todo and is_main_process():
         from models.encoders.pipeline import encode
 
