@@ -20,6 +20,7 @@ from benchmark.cli import (
     evaluate_cmd,
     features_cmd,
     perf_cmd,
+    power_cmd,
     report_cmd,
     train_cmd,
 )
@@ -44,6 +45,7 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("report")(report_cmd.report)
 app.command("check")(check_cmd.check)
 app.command("calibrate")(calibrate_cmd.calibrate)
+app.command("power")(power_cmd.power)
 
 
 def _version(value: bool) -> None:
