@@ -36,8 +36,8 @@ from reports.plots import read_stats, training_curves
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REJECTED_SHOWN = 200
 TRACKS_SHOWN = 25
-PAGES = (("index.html", "Leaderboard"), ("encoders.html", "Encoders"), ("data.html", "Data"),
-         ("environment.html", "Environment"))  # fmt: skip
+PAGES = (("index.html", "Leaderboard"), ("music.html", "Music as condition"), ("encoders.html", "Encoders"),
+         ("data.html", "Data"), ("environment.html", "Environment"))  # fmt: skip
 ENCODER_ORDER = ("pca", "rnn", "autoencoder", "cnn", "genre", "attributes")
 
 
@@ -399,6 +399,36 @@ def _encoders(run: RunPaths, img: _Images) -> list[dict[str, Any]]:
     return out
 
 
+def _music_rows(rows: list[dict[str, Any]], encoders: list[dict[str, Any]], run: RunPaths) -> list[dict[str, Any]]:
+    """One block per condition: the encoder's own probe scores, then each generator conditioned on it with its
+    verdict and track-level scores (retrieval against its ceiling, FJD, CFID). Answers "which encoding of the music
+    works as a condition?"."""
+    by_encoder = {e["name"]: e for e in encoders}
+    blocks: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if not r.get("conditional") or not r.get("condition"):
+            continue
+        cond = str(r["condition"])
+        block = blocks.setdefault(cond, {"condition": cond, "encoder": by_encoder.get(cond), "models": []})
+        doc = _read_json(run.eval(r["name"]) / "metrics.json") or {}
+        m = {k: v for k, v in (doc.get("metrics") or {}).items() if isinstance(v, dict)}
+        ret = m.get("retrieval") or {}
+        det = ret.get("details") or {}
+        fjd, cfid = m.get("fjd") or {}, m.get("cfid") or {}
+        block["models"].append({
+            "name": r["name"], "href": r["href"], "verdict": r.get("verdict"), "evaluated": r.get("evaluated"),
+            "fid": r.get("fid"), "acc": r.get("acc"), "null": r.get("null"), "acc_p": r.get("p"),
+            "rank_score": ret.get("value"), "rank_p": ret.get("p_value"), "rank_ceiling": det.get("ceiling"),
+            "top1": det.get("top1"), "top5": det.get("top5"), "median_rank": det.get("median_rank"),
+            "n_candidates": det.get("n_candidates"), "ceiling_top1": det.get("ceiling_top1"),
+            "fjd": fjd.get("value"), "fjd_p": fjd.get("p_value"), "cfid": cfid.get("value"),
+            "cfid_p": cfid.get("p_value"),
+        })  # fmt: skip
+    order = [*ENCODER_ORDER, "musicnn"]
+    return sorted(blocks.values(), key=lambda b: (order.index(b["condition"]) if b["condition"] in order
+                                                  else len(order), b["condition"]))
+
+
 def _open_dataset(dataset: PreparedDataset | str | None, docs: list[dict]) -> tuple[PreparedDataset | None, str]:
     if isinstance(dataset, PreparedDataset):
         return dataset, dataset.name
@@ -545,6 +575,7 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
                 "dataset_name": data["dataset"]["name"] if data["dataset"] else None,
             },
         ),
+        "music.html": ("music.html.j2", {"blocks": _music_rows(rows, encoders, run)}),
         "encoders.html": ("encoders.html.j2", {"encoders": encoders}),
         "data.html": ("data.html.j2", data),
         "environment.html": (

@@ -103,9 +103,6 @@ def train_gan(
     if batch % d.world:
         raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
     local_batch = batch // d.world
-    rows = usable_rows(ds, condition or "none", ds.split_rows("train"))
-    if len(rows) < local_batch:
-        raise UserError(f"only {len(rows)} training covers for batch {batch}")
     if res not in ds.resolutions:
         have = ", ".join(map(str, ds.resolutions))
         raise UserError(
@@ -113,6 +110,9 @@ def train_gan(
             f"(synthesise with --res {res}, or --set train.res=...)"
         )
 
+    rows = usable_rows(ds, condition or "none", ds.split_rows("train"))
+    if len(rows) < local_batch:
+        raise UserError(f"only {len(rows)} training covers for batch {batch}")
     G, D = spec.G.to(device), spec.D.to(device)
     amp = cfg.amp and device.type == "cuda"
     if device.type == "cuda" and cfg.channels_last:
