@@ -196,3 +196,21 @@ def test_runs_sharing_a_seed_are_flagged(tmp_path):
     result = cal.calibrate(load_config("cpu"), 3, "same", from_runs=True)
     assert "every run was trained with train.seed 0: the spread misses training noise" in result.warnings
     assert "every run was evaluated with eval seed 0: the spread misses evaluation noise" in result.warnings
+
+
+def test_music_conditioned_model_is_gated_on_retrieval(tmp_path):
+    """A continuous condition's gate is the track-level retrieval score (rule: min - 3 sd, floored at null + margin)."""
+    scores = [0.64, 0.66, 0.65, 0.70, 0.62]
+    for seed, score in enumerate(scores):
+        d = paths.run(f"mus{seed}").root / "eval" / "dcgan_cond+pca"
+        d.mkdir(parents=True)
+        doc = _doc("dcgan_cond", seed, 80.0 + seed, 0.2, 0.0005, "yes")
+        doc.update(model="dcgan_cond+pca", condition="pca", condition_kind="continuous")
+        doc["metrics"]["retrieval"] = {"value": score, "p_value": 0.0005, "null_mean": 0.5, "margin": 0.05}
+        (d / "metrics.json").write_text(json.dumps(doc))
+    result = cal.calibrate(load_config("cpu"), 5, "mus", tmp_path / "t.yaml", from_runs=True)
+    block = result.thresholds["dcgan_cond+pca"]
+    a = np.asarray(scores)
+    assert block["retrieval"]["min"] == pytest.approx(math.floor(max(0.55, a.min() - 3 * a.std(ddof=1)) * 1000) / 1000)
+    assert block["retrieval.p_value"] == {"max": 0.01} and "conditional_accuracy" not in block
+    assert block["verdict.conditioning_works"] == {"equals": "yes"}

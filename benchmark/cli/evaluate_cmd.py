@@ -71,7 +71,7 @@ def _fmt(x, digits: int = 3) -> str:
 
 def print_leaderboard(results: list[dict]) -> None:
     t = Table(title="evaluation")
-    for col in ("model", "FID", "KID", "cond. acc", "ceiling", "null", "p", "verdict"):
+    for col in ("model", "FID", "KID", "cond. acc", "ceiling", "null", "p", "retrieval (ceiling)", "verdict"):
         t.add_column(col, justify="right" if col not in ("model", "verdict") else "left")
     for r in results:
         m = r["metrics"]
@@ -87,6 +87,14 @@ def print_leaderboard(results: list[dict]) -> None:
             _fmt(det.get("ceiling")),
             _fmt(acc.get("null_mean")),
             _fmt(acc.get("p_value")),
+            _retrieval(m.get("retrieval")),
             f"[{colour}]{verdict}[/]",
         )
     common.console.print(t)
+
+
+def _retrieval(r: dict | None) -> str:
+    """Track-level retrieval of continuous conditions: mean rank score (0.5 = chance) and the real-cover ceiling."""
+    if not r:
+        return "-"
+    return f"{_fmt(r.get('value'))} ({_fmt((r.get('details') or {}).get('ceiling'))})"

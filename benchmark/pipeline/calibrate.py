@@ -63,7 +63,8 @@ Bounds follow from the spread over the seeds (mean m, sample sd s, min, max), by
   unconditional: verdict equals "no"     always (the negative control)
   unconditional: accuracy max            = max(null + margin, max seen)
   unconditional: accuracy p_value min    = {UNCOND_P_MIN:g} (p is uniform under the null: {ALPHA:g} fails 1 % of runs)
-null and margin: the largest over the seeds of conditional_accuracy.null_mean and .margin."""
+null and margin: the largest over the seeds of conditional_accuracy.null_mean and .margin. A model conditioned on
+a continuous vector (the music) is gated on its track-level retrieval score instead of the class accuracy."""
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ModelSpread:
 
     model: str
     conditional: bool
+    key: str = "conditional_accuracy"  # the gated conditioning metric: "retrieval" for continuous conditions
     seeds: list[int] = field(default_factory=list)
     fid: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -123,6 +125,12 @@ def _model_order(name: str) -> tuple[int, str]:
     return (GAN_NAMES.index(base) if base in GAN_NAMES else len(GAN_NAMES), name)
 
 
+def condition_metric(doc: dict[str, Any]) -> str:
+    """The conditioning metric a model is gated on: track-level retrieval for a continuous condition (class
+    accuracy over k-means clusters is only a coarse stand-in there), conditional accuracy otherwise."""
+    return "retrieval" if doc.get("condition_kind") == "continuous" else "conditional_accuracy"
+
+
 def evaluated_models(run: RunPaths) -> dict[str, dict[str, Any]]:
     """Every ``eval/<model>/metrics.json`` of ``run`` (folder names as they are, ``+`` suffixes included)."""
     root = run.root / "eval"
@@ -152,23 +160,25 @@ def collect_spreads(runs: Sequence[tuple[int, RunPaths]]) -> tuple[dict[str, Mod
             warnings.append(f"{name}: not evaluated in {', '.join(missing)}; left out of the thresholds")
             continue
         first = docs[runs[0][0]][name]
-        s = ModelSpread(name, bool(first.get("conditional", name.partition("+")[0].endswith("_cond"))))
+        s = ModelSpread(name, bool(first.get("conditional", name.partition("+")[0].endswith("_cond"))),
+                        key=condition_metric(first))
+        key = s.key
         for seed, rp in runs:
             doc = docs[seed][name]
             if doc.get("refused"):
                 raise UserError(f"run {rp.name!r}: the evaluation of {name} was refused ({doc['refused']}); "
                                 "nothing to calibrate on until its feature extractor can see")
             fid = _number(doc, "metrics", "fid", "value")
-            acc = _number(doc, "metrics", "conditional_accuracy", "value")
+            acc = _number(doc, "metrics", key, "value")
             if fid is None or acc is None:
-                raise UserError(f"run {rp.name!r}: {name} has no finite fid or conditional_accuracy in {METRICS_FILE}")
+                raise UserError(f"run {rp.name!r}: {name} has no finite fid or {key} in {METRICS_FILE}")
             s.seeds.append(seed)
             s.fid.append(fid)
             s.accuracy.append(acc)
-            p = _number(doc, "metrics", "conditional_accuracy", "p_value")
+            p = _number(doc, "metrics", key, "p_value")
             s.p_value.append(p if p is not None else float("nan"))
-            s.null.append(_number(doc, "metrics", "conditional_accuracy", "null_mean") or 0.0)
-            s.margin.append(_number(doc, "metrics", "conditional_accuracy", "margin") or 0.0)
+            s.null.append(_number(doc, "metrics", key, "null_mean") or 0.0)
+            s.margin.append(_number(doc, "metrics", key, "margin") or 0.0)
             s.verdicts.append(str((doc.get("verdict") or {}).get("conditioning_works")))
         spreads[name] = s
     if not spreads:
@@ -189,9 +199,9 @@ def bounds_for(s: ModelSpread) -> tuple[dict[str, dict[str, Any]], list[str]]:
     counts = {v: s.verdicts.count(v) for v in sorted(set(s.verdicts))}
     if s.conditional:
         lo = min(a_min, max(null + margin, a_min - ACC_SD_FACTOR * a_sd))
-        out["conditional_accuracy"] = {"min": max(0.0, _floor(lo, 3))}
+        out[s.key] = {"min": max(0.0, _floor(lo, 3))}
         if len(ps) == len(s.p_value) and max(ps) < ALPHA:
-            out["conditional_accuracy.p_value"] = {"max": ALPHA}
+            out[f"{s.key}.p_value"] = {"max": ALPHA}
         if all(v == "yes" for v in s.verdicts):
             out["verdict.conditioning_works"] = {"equals": "yes"}
         else:
@@ -200,7 +210,7 @@ def bounds_for(s: ModelSpread) -> tuple[dict[str, dict[str, Any]], list[str]]:
                 "(train longer or evaluate more covers until every seed says yes)"
             )
         if a_min < null + margin:
-            warn.append(f"{s.model}: lowest accuracy {a_min:.3f} is below null + margin {null + margin:.3f}")
+            warn.append(f"{s.model}: lowest {s.key} {a_min:.3f} is below null + margin {null + margin:.3f}")
     else:
         out["conditional_accuracy"] = {"max": _ceil(max(null + margin, a_max), 3)}
         out["conditional_accuracy.p_value"] = {"min": UNCOND_P_MIN}
