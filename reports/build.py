@@ -31,7 +31,7 @@ from benchmark.progress import track
 from reports import environment
 from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
 from reports.pictures import cover_grid, sample_strip
-from reports.plots import read_stats, training_curves
+from reports.plots import power_curves, read_stats, training_curves
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REJECTED_SHOWN = 200
@@ -460,6 +460,23 @@ def relationship_rows(rel: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _power(run: RunPaths, out: Path) -> list[dict[str, Any]]:
+    """``bench power`` results (eval/power.json): per condition its curve, q* sentence and false-positive rates."""
+    doc = _read_json(run.root / "eval" / "power.json")
+    if not doc or not doc.get("rows"):
+        return []
+    blocks = []
+    for cond, png in power_curves(doc, out / "img" / "power"):
+        meta = (doc.get("conditions") or {}).get(cond, {})
+        blocks.append({
+            "condition": cond, "img": f"img/power/{png.name}", "sentence": meta.get("sentence"),
+            "family": meta.get("family") or [], "left_out": sorted(meta.get("left_out") or {}),
+            "n_permutations": meta.get("n_permutations"), "false_positive": meta.get("false_positive") or [],
+            "labels": meta.get("labels"), "alpha": doc.get("alpha"), "extractor": doc.get("extractor"),
+        })
+    return blocks
+
+
 def _data_page(ds: PreparedDataset | None, note: str, run: RunPaths) -> dict[str, Any]:
     from benchmark.data.info import dataset_summary
 
@@ -573,6 +590,7 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
                 "unthresholded": unthresholded,
                 "relationship": rel,
                 "dataset_name": data["dataset"]["name"] if data["dataset"] else None,
+                "power": _power(run, out),
             },
         ),
         "music.html": ("music.html.j2", {"blocks": _music_rows(rows, encoders, run)}),

@@ -75,3 +75,42 @@ def _draw_curves(panels: list, out: Path, title: str) -> Path:
     fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+def power_curves(power: dict, out_dir: Path) -> list[tuple[str, Path]]:
+    """One PNG per condition of a ``power.json``: the verdict's yes-rate against strength q, one line per n, with
+    the Wilson interval of each rate, the target power and alpha; files named by index, never by data strings."""
+    out = []
+    with plain_text_rc():
+        for i, cond in enumerate(sorted({r["condition"] for r in power.get("rows", [])})):
+            rows = [r for r in power["rows"] if r["condition"] == cond]
+            path = _draw_power(rows, cond, float(power.get("target_power", 0.8)), float(power.get("alpha", 0.01)),
+                               Path(out_dir) / f"power_{i}.png")
+            out.append((cond, path))
+    return out
+
+
+def _draw_power(rows: list[dict], condition: str, target: float, alpha: float, out: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for n in sorted({r["n"] for r in rows}):
+        pts = sorted((r["strength"], r["yes"], *r["yes_interval"]) for r in rows if r["n"] == n)
+        q, yes, lo, hi = (list(v) for v in zip(*pts, strict=True))
+        line = ax.plot(q, yes, marker="o", label=f"n = {n}")[0]
+        ax.fill_between(q, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"power {target:g}")
+    ax.axhline(alpha, color="red", linestyle=":", linewidth=1, label=f"alpha {alpha:g}")
+    ax.set_xlabel("strength q (share of covers that are the asked track's own)")
+    ax.set_ylabel('rate of verdict "yes"')
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(plain(f"verdict power: {condition}"), fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    return out

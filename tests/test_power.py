@@ -167,3 +167,28 @@ def test_cli_runs_and_rejects_bad_strength(world, capsys):
             main([*base, "--strength", bad])
         err = capsys.readouterr().err
         assert e.value.code == 2 and "--strength" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_report_draws_power_curves_and_escapes(tmp_path):
+    """A power.json becomes a leaderboard section: one curve per condition, data strings escaped (HTML and $)."""
+    from benchmark.paths import RunPaths
+    from reports.build import build_report
+
+    cond = "<b>x$\\frac{$</b>"
+    rows = [{"condition": cond, "strength": q, "n": n, "seeds": 10, "yes": y, "no": 1 - y, "inconclusive": 0.0,
+             "yes_interval": list(wilson_interval(10 * y, 10))}
+            for n in (200, 1000) for q, y in ((0.0, 0.0), (0.5, 0.6), (1.0, 1.0))]
+    qs = pw.q_star(rows, cond)
+    assert qs == {"200": 1.0, "1000": 1.0}
+    doc = {"rows": rows, "alpha": 0.01, "target_power": 0.8, "extractor": "covernet",
+           "conditions": {cond: {"sentence": pw.q_star_sentence(cond, qs), "family": ["accuracy", "purity"],
+                                 "left_out": {"cas": "x"}, "n_permutations": 400,
+                                 "false_positive": pw.false_positive(rows, cond)}}}
+    run = RunPaths(tmp_path / "runs" / "p")
+    (run.root / "eval").mkdir(parents=True)
+    (run.root / "eval" / "power.json").write_text(json.dumps(doc))
+    html = build_report(run).read_text()
+    assert "Verdict power" in html and "<b>x" not in html and "&lt;b&gt;x$" in html
+    assert "n = 200: q* = 1" in html and "interval [0, 0.278]" in html
+    png = run.report / "img" / "power" / "power_0.png"
+    assert png.is_file() and png.stat().st_size > 5000
