@@ -161,15 +161,16 @@ def fit_power_model(real: RealLabelled, continuous: bool, *, joint: bool = False
     return PowerModel(real, continuous, clf, ceiling, joint, b)
 
 
-def judge(model: PowerModel, data: ConditioningData, seed: int) -> str:
-    """The verdict ("yes", "no", "inconclusive") on one generated set, from the family's tests only."""
+def judge(model: PowerModel, data: ConditioningData, seed: int) -> dict[str, Any]:
+    """The verdict (``conditioning_works``: yes, no, inconclusive; ``reasons``) on one generated set, from the
+    family's tests only."""
     s = SuiteSettings(n_permutations=model.n_permutations, seed=seed, joint_permutations=200, joint_bootstrap=0)
     results: dict[str, TestResult] = class_tests(data, s, classifier=model.classifier, cas=False)
     if model.continuous:
         results["retrieval"] = retrieval_test(data, s, ceiling=model.ceiling)
         if model.joint:  # bootstrap off: FJD/CFID effect intervals are reported, never used by the decision
             results.update(joint_tests(data, s))
-    return conditioning_verdict(results, continuous=model.continuous)["conditioning_works"]
+    return conditioning_verdict(results, continuous=model.continuous)
 
 
 def replicate_rng(seed: int, strength: float, n: int) -> np.random.Generator:
@@ -181,15 +182,20 @@ def power_row(model: PowerModel, condition: str, strength: float, n: int, seeds:
               on_replicate: Callable[[], None] | None = None) -> dict[str, Any]:
     """Yes/no/inconclusive rates of ``seeds`` partial-oracle replicates, with the Wilson interval of the yes rate."""
     counts = {"yes": 0, "no": 0, "inconclusive": 0}
+    why: dict[str, int] = {}  # what held inconclusive replicates back (the verdict's fixed reason lines)
     for seed in range(seeds):
         asked, source = partial_oracle(len(model.real.test_y), n, strength, replicate_rng(seed, strength, n))
-        counts[judge(model, oracle_data(model.real, asked, source), seed)] += 1
+        verdict = judge(model, oracle_data(model.real, asked, source), seed)
+        counts[verdict["conditioning_works"]] += 1
+        if verdict["conditioning_works"] == "inconclusive":
+            for reason in verdict["reasons"]:
+                why[reason] = why.get(reason, 0) + 1
         if on_replicate is not None:
             on_replicate()
     return {
         "condition": condition, "strength": float(strength), "n": int(n), "seeds": int(seeds),
         **{k: v / seeds for k, v in counts.items()},
-        "yes_interval": list(wilson_interval(counts["yes"], seeds)), "counts": counts,
+        "yes_interval": list(wilson_interval(counts["yes"], seeds)), "counts": counts, "inconclusive_reasons": why,
     }
 
 
