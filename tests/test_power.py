@@ -167,6 +167,10 @@ def test_cli_runs_and_rejects_bad_strength(world, capsys):
             main([*base, "--strength", bad])
         err = capsys.readouterr().err
         assert e.value.code == 2 and "--strength" in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit) as e:
+        main([*base[:base.index("--run")], "--run", "missing", "--dataset", "pw", "--strength", "0"])
+    assert e.value.code == 2 and "run 'missing' not found" in capsys.readouterr().err
+    assert not (world / "runs" / "missing").exists()
 
 
 def test_report_draws_power_curves_and_escapes(tmp_path):

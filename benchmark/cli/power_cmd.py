@@ -11,6 +11,7 @@ from rich.table import Table
 
 from benchmark import paths
 from benchmark.cli import common
+from benchmark.errors import UserError
 
 STRENGTH_HELP = "strengths q in [0, 1], comma-separated: the chance a cover is the asked track's own"
 
@@ -33,6 +34,9 @@ def power(
     strengths, sizes = pw.parse_strengths(strength), pw.parse_sizes(n)
     cfg = common.config(preset, set_, common.drop_none({"run": run}))
     rp = paths.run(cfg.run)
+    if not rp.root.is_dir():
+        raise UserError(f"run {rp.name!r} not found at {rp.root}: bench power writes eval/power.json into a run "
+                        f"(`bench encode --encoder genre --run {rp.name}` creates one without training)")
     name = dataset or _run_dataset(rp) or cfg.data.name
     ds = PreparedDataset.open(name)
     out = pw.power_analysis(ds, rp, cfg.eval, condition, strengths=strengths, sizes=sizes, seeds=seeds,
