@@ -196,3 +196,51 @@ def test_report_draws_power_curves_and_escapes(tmp_path):
     assert "n = 200: q* = 1" in html and "interval [0, 0.278]" in html
     png = run.report / "img" / "power" / "power_0.png"
     assert png.is_file() and png.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("condition", ["genre", "attributes"])
+def test_real_labelled_matches_evaluation(world, condition):
+    """The power analysis sees the same labelled covers, classes and vectors as `bench evaluate`'s _labels step."""
+    import torch
+
+    import benchmark.pipeline.evaluate as ev
+    from models.conditions import load_conditions
+
+    paths.set_roots(world, world / "runs")
+    ds = PreparedDataset.open("pw")
+    cfg = _cfg().eval
+    s = ev.EvalState(ds=ds, run=paths.run("r"), model="m", cfg=cfg, device=torch.device("cpu"), kind="covernet",
+                     n=50, seed=cfg.seed, out_dir=world / "unused")
+    s.meta = {"res": 32, "cond_dim": 4, "condition": condition}
+    s.rng = np.random.default_rng(0)
+    ev._real_features(s)
+    ev._labels(s)
+    lab = pw.real_labelled(ds, s.real, load_conditions(ds, condition, s.run), condition, cfg.seed)
+    for key in ("train_x", "train_y", "test_x", "test_y", "train_c", "test_c"):
+        np.testing.assert_array_equal(getattr(lab, key), getattr(s.data, key), err_msg=key)
+    assert lab.label_kind == s.label_kind and lab.n_classes == s.n_classes
+    assert set(s.asked) <= set(lab.test_rows)
+
+
+def test_false_positive_flag_and_cli_warning(tmp_path, monkeypatch, capsys):
+    """A q = 0 yes-rate above alpha is flagged, and the command warns in one line on stderr."""
+    rows = [{"condition": "genre", "strength": 0.0, "n": n, "seeds": 100, "yes": y, "no": 1 - y,
+             "inconclusive": 0.0, "yes_interval": list(wilson_interval(100 * y, 100))}
+            for n, y in ((200, 0.01), (1000, 0.03))]
+    fp = pw.false_positive(rows, "genre")
+    assert [f["exceeds_alpha"] for f in fp] == [False, True]
+    from benchmark.cli.app import main
+
+    doc = {"alpha": 0.01, "rows": rows, "conditions": {"genre": {
+        "family": ["accuracy", "purity"], "n_permutations": 400, "false_positive": fp, "left_out": {"cas": "x"},
+        "sentence": pw.q_star_sentence("genre", pw.q_star(rows, "genre")), "seconds": 1.0}}}
+    monkeypatch.setattr(pw, "power_analysis", lambda *a, **k: doc)
+    monkeypatch.setattr(PreparedDataset, "open", staticmethod(lambda name: None))
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    with pytest.raises(SystemExit) as ok:
+        main(["--runs-root", str(tmp_path / "runs"), "-q", "power", "--run", "x", "--dataset", "d"])
+    assert ok.value.code == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "n = 1000: 0.030" in warnings[0] and "exceeds alpha = 0.01" in warnings[0]
+    assert "n = 200: 0.010 over 100 seeds" in captured.out

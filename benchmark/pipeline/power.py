@@ -74,6 +74,8 @@ class RealLabelled:
     n_classes: int
     label_kind: str
     clusters: ConditionClusters | None = None
+    train_rows: np.ndarray | None = None  # dataset rows of the labelled covers above
+    test_rows: np.ndarray | None = None
 
 
 def real_labelled(
@@ -98,7 +100,7 @@ def real_labelled(
     return RealLabelled(
         train_x=tr_cache.features[keep_tr], train_y=train_y, test_x=te_cache.features[keep_te], test_y=test_y,
         train_c=None if c is None else c[train_rows], test_c=None if c is None else c[test_rows],
-        n_classes=k, label_kind=label_kind, clusters=clusters,
+        n_classes=k, label_kind=label_kind, clusters=clusters, train_rows=train_rows, test_rows=test_rows,
     )
 
 
