@@ -12,8 +12,8 @@ across replicates is fit once: the condition classifier (on real training covers
 
 Left out of the family, and said so in power.json: sensitivity (it needs a z x condition grid from a generator) and
 CAS (it trains a classifier per replicate, and is secondary: it never decides). FJD and CFID (continuous
-conditions) cost 200 permuted Frechet distances per replicate; they join only with ``joint=True``. The verdict uses
-the tests that were run, Holm-adjusted over them.
+conditions) cost 200 or more permuted Frechet distances per replicate; they join only with ``joint=True``. The
+verdict uses the tests that were run, Holm-adjusted over them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from metrics.conditioning.suite import (
     ConditioningData,
     SuiteSettings,
     class_tests,
+    holm_permutations,
     joint_tests,
     retrieval_ceiling,
     retrieval_test,
@@ -51,12 +52,11 @@ STRENGTHS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0)
 SIZES = (200, 1000, 5000)
 SEEDS = 50
 TARGET_POWER = 0.8  # q*: the smallest strength whose yes-rate reaches this
-PERMUTATIONS_PER_TEST = 200  # B = 200 m: p = (1 + hits)/(B + 1) < Holm's alpha/m = 0.01/m with up to one hit
 LEFT_OUT = {
     "sensitivity": "needs a z x condition grid from a generator; a partial oracle has no z",
     "cas": "trains a classifier per replicate; secondary, it never decides the verdict",
 }
-JOINT_LEFT_OUT = "each replicate costs 200 permuted Frechet distances; pass --joint to include them"
+JOINT_LEFT_OUT = "each replicate costs 200 or more permuted Frechet distances; pass --joint to include them"
 RULE = "At your n, conditioning weaker than q* goes unseen: q* is the smallest strength whose yes-rate >= {target}."
 
 
@@ -131,7 +131,9 @@ def family_of(continuous: bool, joint: bool = False) -> list[str]:
 
 
 def permutations_for(family: Sequence[str]) -> int:
-    return PERMUTATIONS_PER_TEST * len(family)
+    """2 m / alpha (200 m): p = (1 + hits) / (B + 1) can pass Holm's alpha / m with up to one null draw at or above
+    the observed statistic."""
+    return holm_permutations(len(family))
 
 
 @dataclass
@@ -333,10 +335,11 @@ def power_analysis(
         "rule": RULE.format(target=TARGET_POWER),
         "generator": "partial oracle: the real test cover of the asked track with probability q (strength), else "
                      "that of a uniformly random test track; asked tracks drawn from the test split with replacement",
-        "permutations_rule": f"{PERMUTATIONS_PER_TEST} per test in the family (Holm at alpha {ALPHA} over m tests "
-                             f"needs p < {ALPHA}/m; the smallest permutation p is 1/(B+1)); bench evaluate uses "
-                             f"{cfg.n_permutations} and a larger family (sensitivity, and FJD/CFID for continuous "
-                             "conditions)",
+        "permutations_rule": (
+            f"B = 2 m / alpha = {holm_permutations(1)} m for a family of m tests (Holm at alpha {ALPHA} needs "
+            f"p < {ALPHA}/m; the smallest permutation p is 1/(B+1)); bench evaluate uses {cfg.n_permutations} and "
+            "a larger family (sensitivity, and FJD/CFID for continuous conditions)"
+        ),
         "condition_names": [condition], "rows": rows, "conditions": {condition: meta},
     }
     out = _jsonable(merge_power(read_power(run), new))
