@@ -36,6 +36,7 @@ from benchmark.data.prepared import PreparedDataset, write_json_atomic
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 from benchmark.pipeline.extractors import Extractor, make_extractor, real_features
+from benchmark.pipeline.labels import real_labelled
 from benchmark.progress import progress_bar
 from benchmark.storage import check_writable, staged_outputs
 from metrics.conditioning import ConditionClusters, conditioning_verdict
@@ -144,28 +145,17 @@ def _real_features(s: EvalState) -> None:
 
 def _labels(s: EvalState) -> None:
     """Real labelled rows, their classes (genre, or k-means clusters of condition vectors) and conditions."""
-    genre = s.ds.genre_idx
-    (tr_cache, train_rows), (te_cache, test_rows) = s.real["train"], s.real["test"]
-    keep_tr, keep_te = genre[train_rows] >= 0, genre[test_rows] >= 0
-    train_rows, test_rows = train_rows[keep_tr], test_rows[keep_te]
-    if len(test_rows) < 2 * s.n_classes:
-        raise UserError(f"the test split holds only {len(test_rows)} labelled covers: too few to evaluate")
     s.conditions = load_conditions(s.ds, s.condition, s.run) if s.conditional else None
-    if s.continuous:
-        s.clusters = ConditionClusters(k=s.n_classes, seed=s.seed).fit(s.conditions[train_rows])
-        train_y, test_y = s.clusters.labels(s.conditions[train_rows]), s.clusters.labels(s.conditions[test_rows])
-        s.label_kind = f"k-means cluster (k={s.n_classes}) of {s.condition} condition vectors"
-    else:
-        train_y, test_y = genre[train_rows], genre[test_rows]
-    s.asked = test_rows[s.rng.integers(0, len(test_rows), size=s.n)]
+    lab = real_labelled(s.ds, s.real, s.conditions, s.condition, s.seed)
+    s.clusters, s.label_kind = lab.clusters, lab.label_kind
+    s.asked = lab.test_rows[s.rng.integers(0, len(lab.test_rows), size=s.n)]
     c = s.conditions
     s.data = ConditioningData(
-        train_x=tr_cache.features[keep_tr], train_y=train_y, test_x=te_cache.features[keep_te], test_y=test_y,
+        train_x=lab.train_x, train_y=lab.train_y, test_x=lab.test_x, test_y=lab.test_y,
         gen_x=np.zeros((0, 0), np.float32), asked_y=s.labels_of(s.asked), n_classes=s.n_classes,
-        train_c=None if c is None else c[train_rows], test_c=None if c is None else c[test_rows],
-        gen_c=None if c is None else c[s.asked],
+        train_c=lab.train_c, test_c=lab.test_c, gen_c=None if c is None else c[s.asked],
     )
-    s.grid_reps = None if c is None else grid_conditions(c[train_rows], train_y)  # one per class
+    s.grid_reps = None if c is None else grid_conditions(lab.train_c, lab.train_y)  # one per class
 
 
 def _generate(s: EvalState) -> None:
