@@ -33,6 +33,8 @@ def load_conditions(ds: PreparedDataset, source: str, run: RunPaths | None) -> n
         from models.encoders.plain import check_attributes
 
         check_attributes(ds)
+    else:  # every other condition is an embedding of the audio
+        ds.require_audio(f"the {source!r} condition needs audio")
     if run is None:
         raise UserError(f"condition {source!r} needs a run holding `bench encode --encoder {source}` output")
     from models.encoders.pipeline import load_embeddings

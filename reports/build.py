@@ -456,7 +456,8 @@ def relationship_rows(rel: dict[str, Any] | None) -> list[dict[str, Any]]:
         rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": audio,
                      "source": rel.get("audio_embedding")})
     if len(rows) == 1:
-        rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": None, "source": None})
+        rows.append({"label": "cover → audio embedding R²", "key": "audio", "r": None, "source": None,
+                     "skipped": rel.get("audio_skipped")})
     return rows
 
 

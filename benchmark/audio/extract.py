@@ -175,6 +175,7 @@ def extract_features(
     this process). ``shard``: ``(i, N)``; when None and the process was launched by ``torchrun`` with several
     ranks, ``(RANK, WORLD_SIZE)``. A clip that fails is recorded in the skip list with its error, not fatal.
     """
+    ds.require_audio("audio feature extraction needs audio")
     if shard is None:
         shard = env_shard()
     elif shard is not None:

@@ -142,7 +142,9 @@ def probe(
         table.add_row(escape(r.target), f"{r.value:.3f}", f"[{r.lo:.3f}, {r.hi:.3f}]", f"{r.null:.3f}",
                       f"{r.p:.4f}", str(r.n))
     common.console.print(table)
-    if not out["audio_embeddings"]:
+    if out.get("audio_skipped"):
+        common.console.print(f"[yellow]note:[/] {escape(out['audio_skipped'])}; genre side only")
+    elif not out["audio_embeddings"]:
         common.console.print("[yellow]note:[/] no audio embeddings for this dataset yet (run `bench encode`): "
                              "genre side only")
     common.console.print(f"[green]wrote[/] {escape(str(probe_path(ds)))}")

@@ -21,7 +21,11 @@ def dataset_summary(ds: PreparedDataset) -> dict[str, Any]:
         "rejected": m.get("counts", {}).get("rejected", 0),
         "genres": len(ds.genres),
         "cover resolutions (px)": ", ".join(str(r) for r in ds.resolutions),
-        "audio": f"{m['audio_samples'] / sr:g} s at {sr} Hz (mean valid {t['audio_len'].mean() / sr:.1f} s)",
+        "audio": (
+            f"{m['audio_samples'] / sr:g} s at {sr} Hz (mean valid {t['audio_len'].mean() / sr:.1f} s)"
+            if ds.has_audio
+            else "none: covers only (imported without previews; audio encoders and music conditions are off)"
+        ),
         "artists": int(t["artist_id"].nunique()) if t["artist_id"].notna().any() else "n/a",
         "created": m.get("created"),
     }

@@ -5,7 +5,8 @@ A prepared dataset is a folder (see ``benchmark.paths.DatasetPaths``)::
     tracks.parquet     one row per track: ids, names, genre, Spotify attributes (NaN where absent), split,
                        audio_len, cover_hash / audio_hash (exact-duplicate fingerprints)
     covers_<R>.npy     uint8 (N, R, R, 3), memory-mapped, row i = tracks row i
-    audio.npy          int16 (N, L), memory-mapped, fixed length L (zero-padded; audio_len = valid samples)
+    audio.npy          int16 (N, L), memory-mapped, fixed length L (zero-padded; audio_len = valid samples);
+                       absent in a covers-only dataset (manifest ``"audio": false``, L = 0, audio_len 0)
     manifest.json      source, counts, genres, resolutions, hashes, duplicates, split warnings, versions
     rejected.csv       every input that was not taken, and why
 
@@ -111,7 +112,10 @@ class DatasetWriter:
         audio_samples: int,
         sample_rate: int,
         force: bool = False,
+        *,
+        audio: bool = True,
     ):
+        """``audio=False``: a covers-only dataset (no audio.npy; the probe's genre side still works)."""
         if n <= 0:
             raise UserError("nothing to write: the dataset would have no tracks")
         if dest.root.exists() and not force:
@@ -119,7 +123,8 @@ class DatasetWriter:
         self.dest = dest
         self.n = int(n)
         self.resolutions = sorted({int(r) for r in resolutions})
-        self.audio_samples = int(audio_samples)
+        self.has_audio = bool(audio)
+        self.audio_samples = int(audio_samples) if audio else 0
         self.sample_rate = int(sample_rate)
         self.warnings: list[str] = []  # what the split could not keep, filled by finish
         self.tmp = P.DatasetPaths(dest.root.parent / f".{dest.name}.tmp-{os.getpid()}")
@@ -137,10 +142,14 @@ class DatasetWriter:
                     r: np.lib.format.open_memmap(self.tmp.covers(r), mode="w+", dtype=np.uint8, shape=(self.n, r, r, 3))
                     for r in self.resolutions
                 }
-                self._audio = np.lib.format.open_memmap(
-                    self.tmp.audio, mode="w+", dtype=np.int16, shape=(self.n, self.audio_samples)
+                self._audio = (
+                    np.lib.format.open_memmap(
+                        self.tmp.audio, mode="w+", dtype=np.int16, shape=(self.n, self.audio_samples)
+                    )
+                    if self.has_audio
+                    else None
                 )
-                for path in [*map(self.tmp.covers, self.resolutions), self.tmp.audio]:
+                for path in [*map(self.tmp.covers, self.resolutions), *([self.tmp.audio] if self.has_audio else [])]:
                     storage.reserve_file(path)
             except BaseException:
                 self._covers, self._audio = {}, None
@@ -151,13 +160,15 @@ class DatasetWriter:
         return self.tmp.covers(res)
 
     @property
-    def audio_file(self) -> Path:
-        return self.tmp.audio
+    def audio_file(self) -> Path | None:
+        return self.tmp.audio if self.has_audio else None
 
     def put(self, row: int, covers: dict[int, np.ndarray], audio: np.ndarray) -> int:
         """Write one track's covers (one uint8 HxWx3 per resolution) and audio; returns its valid length."""
         for r in self.resolutions:
             self._covers[r][row] = covers[r]
+        if self._audio is None:
+            return 0
         wave = to_int16(np.asarray(audio))[: self.audio_samples]
         self._audio[row, : len(wave)] = wave
         self._audio[row, len(wave) :] = 0
@@ -167,9 +178,10 @@ class DatasetWriter:
         """Per kept row: ``content_hash`` of the largest cover and of the valid audio samples."""
         covers = self._covers[max(self.resolutions)]
         n = len(audio_len)  # the rows kept (after compaction)
+        audio = self._audio
         return (
             [content_hash(covers[i]) for i in range(n)],
-            [content_hash(self._audio[i, : int(audio_len[i])]) for i in range(n)],
+            [content_hash(audio[i, : int(audio_len[i])]) if audio is not None else None for i in range(n)],
         )
 
     def abort(self) -> None:
@@ -180,7 +192,8 @@ class DatasetWriter:
     def _compact(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (in that order) of every array, streaming in chunks."""
         arrays = {self.tmp.covers(r): self._covers[r] for r in self.resolutions}
-        arrays[self.tmp.audio] = self._audio
+        if self._audio is not None:
+            arrays[self.tmp.audio] = self._audio
         for path, arr in arrays.items():
             arr.flush()
             src = np.load(path, mmap_mode="r")
@@ -194,7 +207,7 @@ class DatasetWriter:
             del out, src
             os.replace(new_path, path)
         self._covers = {r: np.load(self.tmp.covers(r), mmap_mode="r+") for r in self.resolutions}
-        self._audio = np.load(self.tmp.audio, mmap_mode="r+")
+        self._audio = np.load(self.tmp.audio, mmap_mode="r+") if self.has_audio else None
 
     def finish(
         self,
@@ -263,7 +276,8 @@ class DatasetWriter:
         rej.to_csv(self.tmp.rejected, index=False)
         for arr in self._covers.values():
             arr.flush()
-        self._audio.flush()
+        if self._audio is not None:
+            self._audio.flush()
         self._covers.clear()
         self._audio = None
 
@@ -286,6 +300,7 @@ class DatasetWriter:
             "genres": genre_names,
             "resolutions": self.resolutions,
             "sample_rate": self.sample_rate,
+            "audio": self.has_audio,
             "audio_samples": self.audio_samples,
             "split": (split or SplitConfig()).model_dump(),
             "split_warnings": self.warnings,
@@ -407,6 +422,17 @@ class PreparedDataset:
         return self.manifest.get("kind") == "synthetic"
 
     @property
+    def has_audio(self) -> bool:
+        """False for a covers-only import (no previews); datasets from before the field all have audio."""
+        return bool(self.manifest.get("audio", True))
+
+    def require_audio(self, need: str, instead: str = "import the collection again with its previews") -> None:
+        """One clear line instead of a missing audio.npy deep inside the caller; ``need`` says who needs it
+        ("encoder pca needs audio")."""
+        if not self.has_audio:
+            raise UserError(f"dataset {self.name!r} was imported without audio (covers only): {need}; {instead}")
+
+    @property
     def attributes_available(self) -> list[str]:
         """The Spotify attribute columns this dataset has (datasets from before the field have all of them)."""
         return list(self.manifest.get("attributes_available", ATTRIBUTES))
@@ -431,6 +457,7 @@ class PreparedDataset:
 
     def audio(self) -> np.ndarray:
         """int16 (N, L), memory-mapped read-only; see ``waveform`` for one track as float."""
+        self.require_audio("reading its audio needs audio.npy")
         return np.load(self.paths.audio, mmap_mode="r")
 
     def waveform(self, row: int) -> np.ndarray:

@@ -135,7 +135,9 @@ def probe_dataset(
         out["genre"] = r.to_dict()
     else:
         out["genre_skipped"] = "fewer than two genres among the covers"
-    for src in audio_sources(ds, runs):
+    if not ds.has_audio:
+        out["audio_skipped"] = "the dataset has no audio: it was imported covers only"
+    for src in audio_sources(ds, runs) if ds.has_audio else []:
         from models.encoders.pipeline import load_embeddings
 
         emb = load_embeddings(src.run, src.encoder, ds)[rows]

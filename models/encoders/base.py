@@ -71,6 +71,8 @@ _MODULES = {
 # pretrained encoders whose weights come from an optional package: named explicitly, never part of "all"
 OPTIONAL_ENCODERS: tuple[str, ...] = ("musicnn",)
 ENCODER_NAMES: tuple[str, ...] = tuple(n for n in _MODULES if n not in OPTIONAL_ENCODERS)
+# encoders that read only the tracks table, so they work on a covers-only dataset; every other one needs audio
+TABLE_ENCODERS: tuple[str, ...] = ("genre", "attributes")
 
 
 def encoder_class(name: str) -> type:

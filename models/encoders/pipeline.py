@@ -22,7 +22,7 @@ from benchmark.config.schema import Config
 from benchmark.data.prepared import PreparedDataset, write_json_atomic
 from benchmark.errors import UserError
 from benchmark.paths import RunPaths
-from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, encoder_class
+from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS, encoder_class
 from models.encoders.evaluate import evaluate_embeddings
 from models.encoders.train_utils import resolve_device
 
@@ -145,6 +145,10 @@ def encode(
 ) -> dict[str, dict]:
     """Fit, embed, save and evaluate each named encoder; returns {name: eval dict} (also in each eval.json)."""
     names = resolve_names(names)
+    audio_needed = [n for n in names if n not in TABLE_ENCODERS]
+    if audio_needed:  # before any fitting or feature extraction
+        need = ("encoders {} need" if len(audio_needed) > 1 else "encoder {} needs").format(", ".join(audio_needed))
+        ds.require_audio(f"{need} audio", "only encoders genre and attributes work on it")
     ecfg = cfg.encoders
     device = resolve_device(cfg.device)
     train, val, test = (ds.split_rows(s) for s in ("train", "val", "test"))

@@ -5,6 +5,10 @@ Steps: unpack a zip safely; read and validate the CSV; index media by stem and p
 failed; write the prepared dataset. Every input not taken lands in ``rejected.csv`` as (item, source,
 "code: detail").
 
+A dump with no audio file at all imports covers only (manifest ``"audio": false``, no audio.npy): the
+relationship probe's genre side works on it, anything that needs audio refuses it in one line. A dump with some
+previews keeps requiring one per track (a missing one is a rejection, not a silent covers-only track).
+
 The reject share is counted over the CSV's rows (tracks): orphan files and refused zip members are recorded but
 are not tracks. When more than ``max_reject_share`` of the rows are rejected, nothing is created; the rejected
 list is saved as ``<data root>/.<name>.rejected.csv`` and a UserError says so.
@@ -133,14 +137,19 @@ def _import_tree(
     rejected += [
         (stem, _rel(p, root), f"duplicate-file: same id as {_rel(kept, root)}") for stem, p, kept in media.duplicates
     ]
-    jobs, pairing_rejects, meta_rows = _pair(meta, media, root)
+    has_audio = bool(media.previews)
+    if not has_audio:
+        notes.append(f"no audio files in {root.name}: imported covers only (the probe's genre side works; audio "
+                     "encoders and music-conditioned training need previews)")
+    source["audio"] = has_audio
+    jobs, pairing_rejects, meta_rows = _pair(meta, media, root, has_audio)
     rejected += pairing_rejects
     rejected += _orphans(meta, media, root)
     track_rejects = len(meta.rejected) + len(pairing_rejects)
     _check_share(track_rejects, meta.rows_read, cfg, dest, rejected)  # fail before decoding when already lost
 
     samples = round(cfg.seconds * cfg.sample_rate)
-    writer = DatasetWriter(dest, len(jobs), cfg.res, samples, cfg.sample_rate, force)
+    writer = DatasetWriter(dest, len(jobs), cfg.res, samples, cfg.sample_rate, force, audio=has_audio)
     try:
         with storage.disk_errors(dest.root.parent):  # space is reserved; a full disk later on is one line too
             outcomes = _decode_all(jobs, writer, cfg, samples, workers)
@@ -181,8 +190,11 @@ def _import_tree(
     return ImportResult(paths=paths, kept=len(kept_rows), rejected=rejected_df, seconds=0.0, notes=notes)
 
 
-def _pair(meta: Metadata, media, root: Path) -> tuple[list[worker.Job], list[tuple[str, str, str]], list[int]]:  # noqa: ANN001
-    """One job per CSV row that has both a cover and a preview; rejections for the others."""
+def _pair(
+    meta: Metadata, media, root: Path, has_audio: bool = True  # noqa: ANN001
+) -> tuple[list[worker.Job], list[tuple[str, str, str]], list[int]]:
+    """One job per CSV row that has both a cover and a preview (only a cover without ``has_audio``); rejections
+    for the others."""
     jobs: list[worker.Job] = []
     rejects: list[tuple[str, str, str]] = []
     meta_rows: list[int] = []
@@ -193,7 +205,13 @@ def _pair(meta: Metadata, media, root: Path) -> tuple[list[worker.Job], list[tup
         cover = cover or media.covers.get(tid)
         preview = media.previews.get(tid)
         where = f"{csv_name}:{line}"
-        if cover is None and preview is None:
+        if not has_audio:
+            if cover is None:
+                rejects.append((tid, where, f"missing-cover: no cover named {aid or tid}"))
+            else:
+                jobs.append(worker.Job(len(jobs), str(cover), None))
+                meta_rows.append(i)
+        elif cover is None and preview is None:
             rejects.append((tid, where, "missing-files: no cover and no preview"))
         elif cover is None:
             rejects.append((tid, _rel(preview, root), f"missing-cover: no cover named {aid or tid}"))
@@ -247,7 +265,7 @@ def _decode_all(
 ) -> list[worker.Outcome]:
     settings = worker.Settings(
         cover_files={r: str(writer.cover_file(r)) for r in writer.resolutions},
-        audio_file=str(writer.audio_file),
+        audio_file=str(writer.audio_file) if writer.audio_file is not None else None,
         samples=samples,
         sample_rate=cfg.sample_rate,
         min_audio_seconds=cfg.min_audio_seconds,

@@ -1,5 +1,7 @@
 """The per-track job run in worker processes: decode one cover and one preview, write them into the memmaps.
 
+A covers-only import (no previews at all) sends jobs without a preview and no audio file: only the cover is done.
+
 Each worker opens the writer's memory-mapped arrays once (``init``) and writes its own rows, so only a few bytes
 per track travel back to the parent: the row, which file failed (if any), the reason and the audio length.
 """
@@ -23,7 +25,7 @@ from benchmark.workers import die_with_parent
 class Job:
     row: int
     cover: str
-    preview: str
+    preview: str | None  # None in a covers-only import
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Outcome:
 @dataclass(frozen=True)
 class Settings:
     cover_files: dict[int, str]
-    audio_file: str
+    audio_file: str | None  # None in a covers-only import
     samples: int
     sample_rate: int
     min_audio_seconds: float
@@ -63,7 +65,7 @@ def init(settings: Settings, quiet: bool = False, parent: int | None = None) -> 
         os.close(devnull)
     _state["settings"] = settings
     _state["covers"] = {int(r): np.load(p, mmap_mode="r+") for r, p in settings.cover_files.items()}
-    _state["audio"] = np.load(settings.audio_file, mmap_mode="r+")
+    _state["audio"] = np.load(settings.audio_file, mmap_mode="r+") if settings.audio_file else None
 
 
 def run_job(job: Job) -> Outcome:
@@ -79,7 +81,7 @@ def run_job(job: Job) -> Outcome:
             max_pixels=s.max_pixels,
         )
         failed = "preview"
-        wave = load_preview(Path(job.preview), s.sample_rate, s.samples, s.min_audio_seconds)
+        wave = load_preview(Path(job.preview), s.sample_rate, s.samples, s.min_audio_seconds) if job.preview else None
     except Reject as e:
         return Outcome(job.row, failed=failed, reason=e.reason)
     except MemoryError:
@@ -89,12 +91,14 @@ def run_job(job: Job) -> Outcome:
     cover_arrays: dict[int, np.ndarray] = _state["covers"]  # type: ignore[assignment]
     for r, arr in covers.items():
         cover_arrays[r][job.row] = arr
+    cover_hash = content_hash(covers[max(covers)])
+    if wave is None:
+        return Outcome(job.row, cover_hash=cover_hash)
     pcm = to_int16(wave)
     audio: np.ndarray = _state["audio"]  # type: ignore[assignment]
     audio[job.row, : len(pcm)] = pcm
     audio[job.row, len(pcm) :] = 0
-    return Outcome(job.row, audio_len=len(pcm), cover_hash=content_hash(covers[max(covers)]),
-                   audio_hash=content_hash(pcm))
+    return Outcome(job.row, audio_len=len(pcm), cover_hash=cover_hash, audio_hash=content_hash(pcm))
 
 
 def run_batch(jobs: list[Job]) -> list[Outcome]:
