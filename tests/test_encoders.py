@@ -243,3 +243,21 @@ def test_cli_encode_plain_encoders(world, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--data-root", str(root.parent), "encode", "--dataset", root.name, "-e", "vae"])
     assert e.value.code == 2 and "unknown encoder" in capsys.readouterr().err
+
+
+def test_mel_encoders_share_one_log_mel_pass(tmp_path, cfg, monkeypatch):
+    """`bench encode --encoder rnn,cnn` computes each clip's log-mel once, not once per encoder (fit and embed)."""
+    from models.encoders import train_utils
+
+    world = make_world(tmp_path / "w", per_genre=6)
+    computed: list[int] = []
+    original = train_utils.LogMelFrames._compute
+
+    def counting(self, rows):
+        computed.append(len(rows))
+        return original(self, rows)
+
+    monkeypatch.setattr(train_utils.LogMelFrames, "_compute", counting)
+    encode(world, paths.RunPaths(tmp_path / "r"), "rnn,cnn", cfg, workers=1)
+    assert sum(computed) == len(world) + 1  # every track once, plus the one-row probe that sizes the frames
+    assert not train_utils._FRAMES_MEMO  # released when encode returns

@@ -24,7 +24,7 @@ from benchmark.errors import UserError
 from benchmark.paths import RunPaths
 from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS, encoder_class
 from models.encoders.evaluate import evaluate_embeddings
-from models.encoders.train_utils import resolve_device
+from models.encoders.train_utils import release_frames, resolve_device
 
 EMBEDDINGS_FILE = "embeddings.parquet"
 EVAL_FILE = "eval.json"
@@ -144,6 +144,15 @@ def encode(
     ds: PreparedDataset, run_paths: RunPaths, names: str | Sequence[str], cfg: Config, *, workers: int | None = None
 ) -> dict[str, dict]:
     """Fit, embed, save and evaluate each named encoder; returns {name: eval dict} (also in each eval.json)."""
+    try:
+        return _encode(ds, run_paths, names, cfg, workers)
+    finally:
+        release_frames()  # the log-mels the mel encoders shared, computed once for all of them
+
+
+def _encode(
+    ds: PreparedDataset, run_paths: RunPaths, names: str | Sequence[str], cfg: Config, workers: int | None
+) -> dict[str, dict]:
     names = resolve_names(names)
     audio_needed = [n for n in names if n not in TABLE_ENCODERS]
     if audio_needed:  # before any fitting or feature extraction
