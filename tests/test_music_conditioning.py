@@ -168,7 +168,10 @@ def test_music_conditioned_gan_trains_and_evaluates_in_a_matrix(coupled, tmp_pat
     assert r["interval"][0] <= r["value"] <= r["interval"][1]
     assert m["metrics"]["conditional_accuracy"]["details"]["labels"].startswith("k-means cluster (k=4) of pca")
     # the CLI's leaderboard compares both cells of the matrix
-    assert main_exit(main, ["--preset", "cpu", "evaluate", "--run", "matrix", "--n", "200", *_sets(EVAL_SET)]) == 0
+    roots = ["--data-root", str(root), "--runs-root", str(root / "runs")]
+    assert main_exit(main, [*roots, "--preset", "cpu", "evaluate", "--run", "matrix", "--n", "200",
+                            *_sets(EVAL_SET)]) == 0
+    paths.set_roots(root, root / "runs")
     assert {p.name for p in (root / "runs" / "matrix" / "eval").iterdir() if p.is_dir()} >= {
         "dcgan_cond", "dcgan_cond+pca"}
     # the report's music page puts the pca-conditioned model under pca, with its retrieval beside the ceiling
