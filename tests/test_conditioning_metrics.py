@@ -26,8 +26,8 @@ from metrics.conditioning import (
     permutation_p,
     wilson_interval,
 )
-from metrics.conditioning.stats import permutation_chunks, table_scores
 from metrics.conditioning.retrieval import rank_matrix
+from metrics.conditioning.stats import permutation_chunks, table_scores
 
 
 @pytest.fixture(autouse=True, scope="module")

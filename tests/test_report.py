@@ -111,7 +111,8 @@ def _pages(report: Path) -> list[Path]:
 
 def test_every_page_exists_and_every_link_resolves(report):
     names = {p.name for p in _pages(report)}
-    expected = {"index.html", "music.html", "encoders.html", "data.html", "environment.html"} | {f"model-{m}.html" for m in MODELS}
+    pages = {"index.html", "music.html", "encoders.html", "data.html", "environment.html"}
+    expected = pages | {f"model-{m}.html" for m in MODELS}
     assert names == expected
     for path in _pages(report):
         page = Page(path.read_text(encoding="utf-8"))
