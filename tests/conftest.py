@@ -16,6 +16,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 REAL_AUDIO = Path(__file__).resolve().parent / "data" / "audio"  # shipped CC BY / public-domain excerpts (README.md)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: the same reductions in every run of a comparison, and two cores left for the rest."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run_bench(*args: str) -> int:
+    """``bench -q ARGS`` in-process; its exit status (0 when it returns normally)."""
+    from benchmark.cli.app import main
+
+    try:
+        main(["-q", *args])
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
 @pytest.fixture(autouse=True)
 def isolated_roots(tmp_path, monkeypatch):
     """Every test gets its own data and runs roots; nothing leaks into ./data or ./runs."""

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from benchmark import paths
@@ -30,12 +29,7 @@ AUDIO_CODES = {"corrupt-audio", "truncated-audio", "short-audio", "missing-previ
 NO_AUDIO = "was imported without audio (covers only)"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _block_mean(a: np.ndarray, res: int) -> np.ndarray:

@@ -23,32 +23,21 @@ import soundfile as sf
 import torch
 
 from benchmark import paths, progress, storage
-from benchmark.cli.app import main
 from benchmark.config.schema import ImportConfig
 from benchmark.data.importer.audio import load_preview
 from benchmark.data.importer.reject import Reject
 from models.gans.train import checkpoint as ck
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, run_bench
 from tests.import_corpus import build_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016", "--set", "train.checkpoint_kimg=0.016"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def bench(*args: str) -> int:
-    try:
-        main(["-q", *args])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+bench = run_bench
 
 
 def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture

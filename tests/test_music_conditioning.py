@@ -26,6 +26,7 @@ from benchmark.data.synth.world import synthesize_world
 from benchmark.errors import UserError
 from models.conditions import load_conditions
 from models.encoders.pipeline import encode
+from tests.conftest import run_bench
 
 N_GENRES = 4
 EVAL_SET = [
@@ -141,7 +142,6 @@ def test_music_conditioned_gan_trains_and_evaluates_in_a_matrix(coupled, tmp_pat
     """train all: the encoders the matrix needs, then dcgan_cond under genre and under pca; evaluate all."""
     import shutil
 
-    from benchmark.cli.app import main
     from models.gans.train.pipeline import encoders_for, train_all
 
     root = tmp_path / "w"
@@ -169,8 +169,7 @@ def test_music_conditioned_gan_trains_and_evaluates_in_a_matrix(coupled, tmp_pat
     assert m["metrics"]["conditional_accuracy"]["details"]["labels"].startswith("k-means cluster (k=4) of pca")
     # the CLI's leaderboard compares both cells of the matrix
     roots = ["--data-root", str(root), "--runs-root", str(root / "runs")]
-    assert main_exit(main, [*roots, "--preset", "cpu", "evaluate", "--run", "matrix", "--n", "200",
-                            *_sets(EVAL_SET)]) == 0
+    assert run_bench(*roots, "--preset", "cpu", "evaluate", "--run", "matrix", "--n", "200", *_sets(EVAL_SET)) == 0
     paths.set_roots(root, root / "runs")
     assert {p.name for p in (root / "runs" / "matrix" / "eval").iterdir() if p.is_dir()} >= {
         "dcgan_cond", "dcgan_cond+pca"}
@@ -186,14 +185,6 @@ def test_music_conditioned_gan_trains_and_evaluates_in_a_matrix(coupled, tmp_pat
 
 def _sets(items: list[str]) -> list[str]:
     return [a for s in items for a in ("--set", s)]
-
-
-def main_exit(main, args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def test_bad_conditions_are_one_line_errors(coupled, tmp_path):

@@ -5,32 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import yaml
 
 from benchmark import paths
-from benchmark.cli.app import main
 from models.gans.train import checkpoint as ck
 from models.gans.train.perf import perf_train
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, run_bench
 
 FAST = ["--dataset", "tiny", "--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def bench(*args: str) -> int:
-    try:
-        main(["-q", *args])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+bench = run_bench
 
 
 def test_train_one_model_writes_config_and_summary():
