@@ -34,10 +34,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 speed: setup
-	$(PY) -m benchmark.speed.bench_loader
-	$(PY) -m benchmark.speed.bench_synth
-	$(PY) -m benchmark.speed.bench_fid
-	$(PY) -m benchmark.speed.bench_features
+	$(PY) -m speed.bench_loader
+	$(PY) -m speed.bench_synth
+	$(PY) -m speed.bench_fid
+	$(PY) -m speed.bench_features
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

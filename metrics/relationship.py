@@ -17,8 +17,8 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark.errors import UserError
-from benchmark.progress import track
+from core.errors import UserError
+from core.progress import track
 from metrics.conditioning.classifier import ConditionClassifier
 from metrics.conditioning.stats import (
     TestResult,

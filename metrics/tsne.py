@@ -15,7 +15,7 @@ from sklearn.cluster import KMeans
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
-from benchmark.plot_text import plain, plain_text_rc
+from core.plot_text import plain, plain_text_rc
 
 
 def mean_colors(images: np.ndarray) -> np.ndarray:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.config.names import CONDITION_NAMES
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from benchmark.paths import RunPaths
+from core.config.names import CONDITION_NAMES
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.paths import RunPaths
 
 CONDITIONS = CONDITION_NAMES
 
@@ -37,7 +37,7 @@ def load_conditions(ds: PreparedDataset, source: str, run: RunPaths | None) -> n
         ds.require_audio(f"the {source!r} condition needs audio")
     if run is None:
         raise UserError(f"condition {source!r} needs a run holding `bench encode --encoder {source}` output")
-    from models.encoders.pipeline import load_embeddings
+    from models.encoders.store import load_embeddings
 
     return np.asarray(load_embeddings(run, source, ds), dtype=np.float32)
 

@@ -22,12 +22,12 @@ from typing import Any
 import yaml
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 
-from benchmark import __version__
-from benchmark.config.names import model_ids_in, ordered_model_ids
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from benchmark.paths import RunPaths, configs_dir
-from benchmark.progress import track
+from core import __version__
+from core.config.names import model_ids_in, ordered_model_ids
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.paths import RunPaths, configs_dir
+from core.progress import track
 from reports import environment
 from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
 from reports.pictures import cover_grid, sample_strip
@@ -479,11 +479,11 @@ def _power(run: RunPaths, out: Path) -> list[dict[str, Any]]:
 
 
 def _data_page(ds: PreparedDataset | None, note: str, run: RunPaths) -> dict[str, Any]:
-    from benchmark.data.info import dataset_summary
+    from core.data.info import dataset_summary
 
     rel = _read_json(run.root / "eval" / "relationship.json")
     if ds is not None:
-        from benchmark.data.info import read_probe
+        from core.data.info import read_probe
 
         rel = read_probe(ds) or rel  # the dataset's own probe (bench data probe) while its content is unchanged
     ctx: dict[str, Any] = {"dataset": None, "note": note, "relationship": rel,

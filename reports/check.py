@@ -34,10 +34,10 @@ from typing import Any
 
 import yaml
 
-from benchmark.config.schema import GAN_NAMES
-from benchmark.data.prepared import write_json_atomic
-from benchmark.errors import UserError
-from benchmark.paths import RunPaths
+from core.config.schema import GAN_NAMES
+from core.errors import UserError
+from core.jsonfiles import write_json_atomic
+from core.paths import RunPaths
 
 BOUND_KEYS = ("min", "max", "equals")
 LOWER_IS_BETTER = ("fid", "kid", "intra_fid")
@@ -121,7 +121,7 @@ def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------- thresholds file
 def is_model_name(name: Any) -> bool:
     """A model id: a GAN name, or ``<conditional GAN>+<condition>`` (``stylegan_cond+pca``), as evaluation folders."""
-    from benchmark.config.names import is_model_id
+    from core.config.names import is_model_id
 
     return isinstance(name, str) and is_model_id(name)
 

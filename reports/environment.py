@@ -6,8 +6,8 @@ import platform
 import subprocess
 from pathlib import Path
 
-from benchmark.data.prepared import package_versions
-from benchmark.paths import project_root
+from core.paths import project_root
+from core.versions import package_versions
 
 PACKAGES = (
     "torch",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmark.plot_text import plain, plain_text_rc
+from core.plot_text import plain, plain_text_rc
 
 CURVES = (
     ("losses", ("loss/D", "loss/G")),

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import paths
-from benchmark.data.prepared import ATTRIBUTES, DatasetWriter
+from core import paths
+from core.data.prepared import ATTRIBUTES, DatasetWriter
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 REAL_AUDIO = Path(__file__).resolve().parent / "data" / "audio"  # shipped CC BY / public-domain excerpts (README.md)
@@ -29,7 +29,7 @@ def one_thread():
 
 def run_bench(*args: str) -> int:
     """``bench -q ARGS`` in-process; its exit status (0 when it returns normally)."""
-    from benchmark.cli.app import main
+    from coverbench.cli.app import main
 
     try:
         main(["-q", *args])

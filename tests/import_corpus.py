@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from benchmark.data.prepared import ATTRIBUTES
+from core.data.prepared import ATTRIBUTES
 
 SRC_RATE = 22050
 SECONDS = 2.0

@@ -100,13 +100,13 @@ def build_tiny_run(base: Path) -> TinyRun:
     """Build (once per process) the tiny run under ``base``."""
     if "run" in _cache:
         return _cache["run"]
-    from benchmark import paths
-    from benchmark.config import load_config
-    from benchmark.data.prepared import PreparedDataset
-    from benchmark.pipeline.evaluate import evaluate_model, evaluate_relationship
-    from models.encoders.pipeline import encode
+    from core import paths
+    from core.config import load_config
+    from core.data.prepared import PreparedDataset
+    from coverbench.pipeline.encode import encode
+    from coverbench.pipeline.evaluate import evaluate_model, evaluate_relationship
+    from coverbench.pipeline.train import write_run_config
     from models.gans.train.loop import train_gan
-    from models.gans.train.pipeline import write_run_config
     from tests.conftest import make_tiny_dataset
 
     data_root, runs_root = base / "data", base / "runs"

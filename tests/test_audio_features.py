@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from benchmark import paths
-from benchmark.audio import features as F
-from benchmark.audio import transforms as T
-from benchmark.audio.extract import (
+from core import paths
+from core.audio import features as F
+from core.audio import transforms as T
+from core.audio.extract import (
     extract_features,
     features_path,
     load_features,
@@ -22,8 +22,8 @@ from benchmark.audio.extract import (
     parse_shard,
     shard_of,
 )
-from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
-from benchmark.errors import UserError
+from core.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
+from core.errors import UserError
 from tests.conftest import REAL_AUDIO
 
 SR = 22050
@@ -371,7 +371,7 @@ def test_worker_processes_give_the_same_table():
 
 
 def test_cli_extract_merge_and_bad_shard(capsys):
-    from benchmark.cli.app import main
+    from coverbench.cli.app import main
 
     ds = build_dataset("cli", n=4, seconds=0.5, empty_rows=())
     root = os.environ[paths.DATA_ROOT_ENV]

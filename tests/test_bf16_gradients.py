@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.speed.bf16_gradients import TERMS, gradient_errors, stylegan_gradients
 from models.gans.registry import build_gan
+from speed.bf16_gradients import TERMS, gradient_errors, stylegan_gradients
 
 
 def test_flags_an_unrelated_gradient_but_not_rounding_noise():

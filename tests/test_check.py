@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from benchmark import paths
-from benchmark.cli.app import main
-from benchmark.errors import UserError
+from core import paths
+from core.errors import UserError
+from coverbench.cli.app import main
 from reports.check import check_thresholds, collect_baseline, direction, load_thresholds, resolve
 
 
@@ -165,7 +165,7 @@ def test_load_thresholds_keeps_bounds(tmp_path):
 
 
 def test_example_file_is_valid_and_checks_a_run(run_dir):
-    from benchmark.paths import configs_dir
+    from core.paths import configs_dir
 
     example = configs_dir() / "thresholds" / "example.yaml"
     bounds = load_thresholds(example)

@@ -11,7 +11,7 @@ from scipy.stats import kstest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from threadpoolctl import threadpool_limits
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.conditioning import (
     ConditionClassifier,
     ConditionClusters,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import load_config, parse_override
-from benchmark.config.load import dump_config
-from benchmark.errors import UserError
+from core.config import load_config, parse_override
+from core.config.load import dump_config
+from core.errors import UserError
 
 
 def test_defaults_and_presets():

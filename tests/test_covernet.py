@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.data.prepared import PreparedDataset
+from core.data.prepared import PreparedDataset
 from metrics.features.covernet import CoverNetConfig, covernet_features, get_covernet, train_covernet
 from tests.conftest import make_tiny_dataset
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark import paths
-from benchmark.config.schema import Config, ImportConfig, SplitConfig, TrainConfig
-from benchmark.data.importer.run import import_dataset
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
+from core import paths
+from core.config.schema import Config, ImportConfig, SplitConfig, TrainConfig
+from core.data.importer.run import import_dataset
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from tests.import_corpus import build_corpus
 
 CFG = ImportConfig(res=[32, 64], seconds=1.0, sample_rate=8000, min_cover_px=64, max_pixels=4_000_000)
@@ -54,7 +54,7 @@ def colour_collection(root: Path, n: int = 24, genres: tuple[str, ...] = ("pop",
 
 
 def test_a_dump_without_previews_imports_covers_only_and_rejects_only_cover_and_table_faults(tmp_path):
-    from benchmark.data.info import dataset_summary
+    from core.data.info import dataset_summary
 
     corpus = build_corpus(tmp_path / "src", n_valid=6)
     shutil.rmtree(corpus.root / "previews")  # every audio file of the dump lives there
@@ -103,11 +103,11 @@ def test_a_folder_with_some_previews_still_rejects_the_tracks_that_lack_one(tmp_
 
 
 def test_probe_works_on_covers_only_and_audio_needs_refuse_in_one_line(tmp_path):
-    from benchmark.audio.extract import extract_features
-    from benchmark.cli.app import main
-    from benchmark.data.info import probe_path
+    from core.audio.extract import extract_features
+    from core.data.info import probe_path
+    from coverbench.cli.app import main
+    from coverbench.pipeline.encode import encode
     from models.conditions import load_conditions
-    from models.encoders.pipeline import encode
 
     import_dataset(colour_collection(tmp_path / "src"), paths.dataset("art"), CFG, SplitConfig(), workers=1)
     ds = PreparedDataset.open("art")

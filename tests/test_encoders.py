@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import paths
-from benchmark.config import load_config
-from benchmark.config.schema import SplitConfig
-from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
+from core import paths
+from core.config import load_config
+from core.config.schema import SplitConfig
+from core.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
+from coverbench.pipeline.encode import encode
 from models.encoders.base import ENCODER_NAMES, encoder_class, load_encoder, read_state
-from models.encoders.pipeline import EMBEDDINGS_FILE, EVAL_FILE, encode, load_embeddings, resolve_names
+from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, load_embeddings, resolve_names
 from tests.conftest import REAL_AUDIO
 
 SR = 22050
@@ -89,7 +90,7 @@ def encoded(world, cfg, tmp_path_factory):
 def test_names():
     assert resolve_names("all") == list(ENCODER_NAMES)
     assert resolve_names("cnn,pca") == ["pca", "cnn"]
-    from benchmark.errors import UserError
+    from core.errors import UserError
 
     with pytest.raises(UserError, match="unknown encoder"):
         resolve_names("vae")
@@ -214,7 +215,7 @@ def _real_dataset(root: Path) -> PreparedDataset:
 
 
 def test_real_clips_give_finite_distinct_embeddings(encoded, tmp_path):
-    from benchmark.audio.extract import extract_features
+    from core.audio.extract import extract_features
 
     run, _ = encoded
     real = _real_dataset(tmp_path / "real")
@@ -229,7 +230,7 @@ def test_real_clips_give_finite_distinct_embeddings(encoded, tmp_path):
 
 
 def test_cli_encode_plain_encoders(world, capsys):
-    from benchmark.cli.app import main
+    from coverbench.cli.app import main
 
     root = world.paths.root
     args = ["--data-root", str(root.parent), "-q", "encode", "--dataset", root.name, "--run", "cli"]

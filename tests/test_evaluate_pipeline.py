@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-import benchmark.pipeline.evaluate as ev
-from benchmark import paths
-from benchmark.config import load_config
-from benchmark.config.schema import SplitConfig, SynthConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.data.synth.world import synthesize_world
+import coverbench.pipeline.evaluate as ev
+from core import paths
+from core.config import load_config
+from core.config.schema import SplitConfig, SynthConfig
+from core.data.prepared import PreparedDataset
+from core.data.synth.world import synthesize_world
 
 N_GENRES = 4
 

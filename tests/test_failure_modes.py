@@ -22,10 +22,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from benchmark import paths, progress, storage
-from benchmark.config.schema import ImportConfig
-from benchmark.data.importer.audio import load_preview
-from benchmark.data.importer.reject import Reject
+from core import paths, progress, storage
+from core.config.schema import ImportConfig
+from core.data.importer.audio import load_preview
+from core.data.importer.reject import Reject
 from models.gans.train import checkpoint as ck
 from tests.conftest import make_tiny_dataset, run_bench
 from tests.import_corpus import build_corpus
@@ -239,7 +239,7 @@ def test_read_only_roots_are_one_line_before_any_work(tmp_path, monkeypatch, cap
         remount(runs)
         capsys.readouterr()
 
-        import benchmark.pipeline.evaluate as ev
+        import coverbench.pipeline.evaluate as ev
 
         calls = []
         monkeypatch.setattr(ev, "evaluate_model", lambda *a, **k: calls.append(a))
@@ -268,9 +268,9 @@ _SLOW_IMPORT = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from benchmark import paths
-from benchmark.config.schema import ImportConfig, SplitConfig
-from benchmark.data.importer import run, worker
+from core import paths
+from core.config.schema import ImportConfig, SplitConfig
+from core.data.importer import run, worker
 worker.run_job = lambda job: time.sleep(120)  # workers busy, as on a big dump
 run.import_dataset(Path({src!r}), paths.dataset("imp"), ImportConfig(seconds=1.0, max_reject_share=0.99),
                    SplitConfig(), workers=2, force=True)

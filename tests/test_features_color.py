@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import rgb_to_hsv as mpl_rgb_to_hsv
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.features.color import color_features, hsv_histogram, mean_rgb, rgb_to_hsv
 
 

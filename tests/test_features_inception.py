@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.features import inception as inc
 
 
@@ -104,8 +104,8 @@ def test_features_refuse_non_uint8():
 
 def test_inception_precision_is_part_of_the_cache_key():
     """CUDA runs use TF32 convolutions, CPU runs fp32: their cached real features must never be mixed."""
-    from benchmark.config.schema import EvalConfig
-    from benchmark.pipeline.extractors import make_extractor
+    from core.config.schema import EvalConfig
+    from coverbench.pipeline.extractors import make_extractor
 
     cpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cpu"))
     gpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cuda"))  # built, never run

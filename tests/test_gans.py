@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from models.gans import MODELS, build_gan, ema_beta, ema_update, fir_fold
 from models.gans.ada import AdaptiveAugment
 from models.gans.diffaugment import DiffAugment, cutout, translation

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark.speed.summarize_gpu_checks import main, training_rows
+from speed.summarize_gpu_checks import main, training_rows
 
 
 def _case(res, batch, ips, *, fir="conv", cb=16384, compile_=False, cl=True, model="stylegan_cond"):

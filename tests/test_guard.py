@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import paths
-from benchmark.data.prepared import PreparedDataset
+from core import paths
+from core.data.prepared import PreparedDataset
 from metrics.distribution.fid import fid
 from metrics.features.covernet import CoverNet, CoverNetConfig, _accuracy, covernet_features, train_covernet
 from metrics.features.guard import accuracy_floor, extractor_guard, feature_spread

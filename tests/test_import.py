@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmark.config.schema import ImportConfig, SplitConfig
-from benchmark.data.importer.archive import safe_extract
-from benchmark.data.importer.images import load_cover
-from benchmark.data.importer.reject import Reject
-from benchmark.data.importer.run import import_dataset, rejected_list_path
-from benchmark.data.prepared import ATTRIBUTES, PreparedDataset
-from benchmark.errors import UserError
-from benchmark.paths import DatasetPaths
+from core.config.schema import ImportConfig, SplitConfig
+from core.data.importer.archive import safe_extract
+from core.data.importer.images import load_cover
+from core.data.importer.reject import Reject
+from core.data.importer.run import import_dataset, rejected_list_path
+from core.data.prepared import ATTRIBUTES, PreparedDataset
+from core.errors import UserError
+from core.paths import DatasetPaths
 from tests.import_corpus import SECONDS, build_corpus, sines
 
 RATE = 16000  # differs from the sources' 22,050 Hz, so resampling is exercised
@@ -228,7 +228,7 @@ def test_genre_and_names_are_optional(tmp_path):
 
 
 def test_cli_summary_and_too_many_rejected(corpus, tmp_path, capsys):
-    from benchmark.cli.app import main
+    from coverbench.cli.app import main
 
     data = tmp_path / "data"
     base = ["--data-root", str(data), "--quiet", "--preset", "cpu", "--set", "data.import.max_pixels=4000000"]

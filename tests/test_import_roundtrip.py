@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.config.schema import ImportConfig, SplitConfig, SynthConfig
-from benchmark.data.importer.run import import_dataset
-from benchmark.data.prepared import ATTRIBUTES, PreparedDataset
-from benchmark.paths import DatasetPaths
+from core.config.schema import ImportConfig, SplitConfig, SynthConfig
+from core.data.importer.run import import_dataset
+from core.data.prepared import ATTRIBUTES, PreparedDataset
+from core.paths import DatasetPaths
 
-export = pytest.importorskip("benchmark.data.synth.export", reason="synthetic-world exporter not available yet")
-world = pytest.importorskip("benchmark.data.synth.world")
+export = pytest.importorskip("core.data.synth.export", reason="synthetic-world exporter not available yet")
+world = pytest.importorskip("core.data.synth.world")
 
 
 def _best_lag_corr(x: np.ndarray, y: np.ndarray, max_lag: int = 3000) -> float:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark.pipeline.evaluate as ev
-from benchmark import paths
-from benchmark.config import load_config
-from benchmark.data.prepared import PreparedDataset
+import coverbench.pipeline.evaluate as ev
+from core import paths
+from core.config import load_config
+from core.data.prepared import PreparedDataset
 from metrics.conditioning.purity import cluster_purity
 from metrics.conditioning.stats import bias_shifted_interval
 from reports.check import interval_violations

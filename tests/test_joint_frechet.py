@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.conditioning import (
     cfid_from_stats,
     conditional_frechet_distance,

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark import paths
-from benchmark.audio.logmel import LogMel, logmel_dataset
-from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
+from core import paths
+from core.audio.logmel import LogMel, logmel_dataset
+from core.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
 from tests.conftest import REAL_AUDIO
 
 SR = 22050

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.distribution import (
     GaussianStats,
     bootstrap_replicates,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from models.encoders.tf_checkpoint import read_tf_checkpoint
 from tests.conftest import REAL_AUDIO
 
@@ -82,7 +82,7 @@ def test_log_mel_stays_finite_on_loud_audio_where_float16_overflows():
 
 @needs_weights
 def test_encoder_embeds_deterministically_and_round_trips(tiny_dataset, tmp_path):
-    from benchmark.data.prepared import PreparedDataset
+    from core.data.prepared import PreparedDataset
     from models.encoders.base import create_encoder, load_encoder
 
     ds = PreparedDataset(tiny_dataset)
@@ -98,7 +98,7 @@ def test_encoder_embeds_deterministically_and_round_trips(tiny_dataset, tmp_path
 
 def test_musicnn_is_named_explicitly_not_part_of_all():
     from models.encoders.base import ENCODER_NAMES
-    from models.encoders.pipeline import resolve_names
+    from models.encoders.store import resolve_names
 
     assert "musicnn" not in resolve_names("all") and resolve_names("all") == list(ENCODER_NAMES)
     assert resolve_names("cnn,musicnn") == ["cnn", "musicnn"]

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import paths
-from benchmark.config.schema import SplitConfig
-from benchmark.data.loader import CoverDataset, cover_loader, to_float
-from benchmark.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset, file_sha256
-from benchmark.data.splits import assign_splits
-from benchmark.errors import UserError
+from core import paths
+from core.config.schema import SplitConfig
+from core.data.loader import CoverDataset, cover_loader, to_float
+from core.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset, file_sha256
+from core.data.splits import assign_splits
+from core.errors import UserError
 from tests.conftest import make_tiny_dataset
 
 
@@ -124,7 +124,7 @@ def test_conditions_must_match_rows(tiny_dataset):
 
 
 def test_info_summary_counts():
-    from benchmark.data.info import dataset_summary
+    from core.data.info import dataset_summary
 
     make_tiny_dataset("info", n=24, artists=False)
     s = dataset_summary(PreparedDataset.open("info"))

@@ -14,12 +14,12 @@ import soundfile as sf
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from benchmark import paths
-from benchmark.config.schema import Config, EvalConfig, ImportConfig, SplitConfig
-from benchmark.data.importer.run import import_dataset
-from benchmark.data.prepared import ATTRIBUTES, PreparedDataset
-from benchmark.data.splits import split_tracks
-from benchmark.errors import UserError
+from core import paths
+from core.config.schema import Config, EvalConfig, ImportConfig, SplitConfig
+from core.data.importer.run import import_dataset
+from core.data.prepared import ATTRIBUTES, PreparedDataset
+from core.data.splits import split_tracks
+from core.errors import UserError
 from tests.conftest import make_tiny_dataset
 
 HOSTILE = "jazz $\\frac{$"
@@ -73,8 +73,8 @@ def simple_tracks(n: int, genres: tuple[str, ...] = ("pop", "rock", "jazz"), per
 
 
 def test_import_without_attribute_columns_and_attributes_condition_says_unavailable(tmp_path):
+    from coverbench.pipeline.encode import encode
     from models.conditions import load_conditions
-    from models.encoders.pipeline import encode
 
     src = write_collection(tmp_path / "src", simple_tracks(12))
     result = import_dataset(src, paths.dataset("noattr"), CFG, SplitConfig(), workers=1)
@@ -190,7 +190,7 @@ def test_duplicate_audio_and_covers_are_reported_and_kept_together(tmp_path):
     split = dict(zip(ds.tracks["track_id"], ds.tracks["split"], strict=True))
     assert split["t03"] == split["t17"] == split["t26"] and split["t05"] == split["t11"]
     # the workers' fingerprints are those of the stored arrays (what finish would compute for a synthetic world)
-    from benchmark.data.prepared import content_hash
+    from core.data.prepared import content_hash
 
     audio, covers = ds.audio(), ds.covers(64)
     for i in range(len(ds)):
@@ -277,8 +277,8 @@ def test_grouped_probe_p_values_hold_their_level_where_cover_level_shuffles_do_n
 
 def _planted_embeddings(ds: PreparedDataset, run, name: str = "pca") -> np.ndarray:  # noqa: ANN001
     """Encoder output that is the genre plus noise, written as `bench encode` would."""
-    from benchmark.data.prepared import write_json_atomic
-    from models.encoders.pipeline import write_embeddings
+    from core.jsonfiles import write_json_atomic
+    from models.encoders.store import write_embeddings
 
     rng = np.random.default_rng(3)
     onehot = np.eye(len(ds.genres), dtype=np.float32)[ds.genre_idx]
@@ -291,9 +291,9 @@ def _planted_embeddings(ds: PreparedDataset, run, name: str = "pca") -> np.ndarr
 
 
 def test_data_probe_cli_writes_probe_json_and_evaluate_reuses_it(tmp_path, monkeypatch):
-    from benchmark.cli.app import main
-    from benchmark.data.info import probe_path, read_probe
-    from benchmark.pipeline.evaluate import evaluate_relationship
+    from core.data.info import probe_path, read_probe
+    from coverbench.cli.app import main
+    from coverbench.pipeline.evaluate import evaluate_relationship
     from metrics.features import color
 
     make_tiny_dataset(n=48)
@@ -358,7 +358,7 @@ def test_hostile_genre_names_plot_as_text(tmp_path):
         curves = training_curves(stats, tmp_path / "curves.png", title=HOSTILE)
     for f in (p, files["genre"], files["colour"], curves):
         assert Image.open(f).size[0] > 100
-    from benchmark.plot_text import plain
+    from core.plot_text import plain
 
     assert plain(HOSTILE) == "jazz \\$\\frac{\\$"
     import matplotlib.pyplot as plt
@@ -421,7 +421,7 @@ def test_sample_strip_is_the_first_column_of_the_grid(tmp_path):
 
 
 def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe(tmp_path):
-    from benchmark.pipeline.probe import probe_dataset
+    from coverbench.pipeline.probe import probe_dataset
     from reports.build import build_report
     from tests.test_report import Page, _text
 
@@ -450,7 +450,7 @@ def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe
 
 def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_only():
     """The default extractor, end to end on 15 covers (Inception runs ~1-12 covers/s on a CPU)."""
-    from benchmark.pipeline.probe import probe_dataset
+    from coverbench.pipeline.probe import probe_dataset
     from metrics.features.inception import inception_features
 
     make_tiny_dataset(n=15, genres=("a", "b", "c"), res=(16, 32))
@@ -467,7 +467,7 @@ def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_
 
 
 def test_an_empty_split_is_one_clear_line_at_evaluation_not_an_empty_feature_array():
-    from benchmark.pipeline.extractors import make_extractor, real_features
+    from coverbench.pipeline.extractors import make_extractor, real_features
 
     make_tiny_dataset(n=6, genres=("a", "b"))
     ds = PreparedDataset.open("tiny")

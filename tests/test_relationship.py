@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import kstest
 from threadpoolctl import threadpool_limits
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.relationship import audio_probe, genre_probe, relationship_probe
 
 

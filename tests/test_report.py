@@ -10,9 +10,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from benchmark.paths import RunPaths, project_root
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.paths import RunPaths, project_root
 from reports.build import build_report
 from reports.plots import read_stats, training_curves
 from tests import report_fixture as fx
@@ -292,7 +292,7 @@ def test_thresholds_marked_pass_and_fail(tiny_run, tmp_path, no_preset_threshold
 
 
 def test_report_cli(tiny_run, tmp_path, monkeypatch, capsys, no_preset_thresholds):
-    from benchmark.cli.app import main
+    from coverbench.cli.app import main
 
     root = tiny_run.copy_run(tmp_path / "runs2")
     monkeypatch.setenv("COVERBENCH_RUNS_ROOT", str(root.parent))

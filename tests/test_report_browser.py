@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.data.prepared import PreparedDataset
-from benchmark.paths import RunPaths, project_root
+from core.data.prepared import PreparedDataset
+from core.paths import RunPaths, project_root
 from reports.build import build_report
 from tests import report_fixture as fx
 

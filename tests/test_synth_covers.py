@@ -13,8 +13,8 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark.data.synth.covers import COVER_ATTRS, render_cover, render_sheet
-from benchmark.errors import UserError
+from core.data.synth.covers import COVER_ATTRS, render_cover, render_sheet
+from core.errors import UserError
 
 G = 8
 BASE = {"energy": 0.5, "valence": 0.5, "tempo": 120.0, "danceability": 0.5, "acousticness": 0.5}

@@ -15,9 +15,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark.config.schema import SynthConfig
-from benchmark.data.synth import music
-from benchmark.data.synth.world import GENRE_NAMES, loudness_db, synth_track, world_plan
+from core.config.schema import SynthConfig
+from core.data.synth import music
+from core.data.synth.world import GENRE_NAMES, loudness_db, synth_track, world_plan
 
 SR = 22050
 

@@ -13,14 +13,14 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark import paths
-from benchmark.cli.app import main
-from benchmark.config.schema import SplitConfig, SynthConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.data.synth.covers import COVER_ATTRS, render_cover
-from benchmark.data.synth.export import CSV_COLUMNS, export_world
-from benchmark.data.synth.world import GENRE_NAMES, synthesize_world, world_plan
-from benchmark.errors import UserError
+from core import paths
+from core.config.schema import SplitConfig, SynthConfig
+from core.data.prepared import PreparedDataset
+from core.data.synth.covers import COVER_ATTRS, render_cover
+from core.data.synth.export import CSV_COLUMNS, export_world
+from core.data.synth.world import GENRE_NAMES, synthesize_world, world_plan
+from core.errors import UserError
+from coverbench.cli.app import main
 
 
 def synth(name: str, workers: int = 1, root=None, **kw) -> PreparedDataset:
@@ -187,8 +187,8 @@ def test_cli_synth_info_and_export(tmp_path, capsys):
 
 def test_export_then_import_round_trips(tmp_path):
     """The importer reads the export back: every track kept, ids, names and attributes unchanged."""
-    from benchmark.config.schema import ImportConfig
-    from benchmark.data.importer.run import import_dataset
+    from core.config.schema import ImportConfig
+    from core.data.importer.run import import_dataset
 
     ds = synth("src", tracks=24)
     export_world(ds, tmp_path / "dump", res=64, workers=2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import paths
+from core import paths
 from models.gans.train.stats import read_stats
 from tests.conftest import make_tiny_dataset
 
@@ -23,9 +23,9 @@ WORKER = textwrap.dedent(
     import torch
     torch.set_num_threads(1)
     import torch.distributed as dist
-    from benchmark import paths
-    from benchmark.config.schema import TrainConfig
-    from benchmark.data.prepared import PreparedDataset
+    from core import paths
+    from core.config.schema import TrainConfig
+    from core.data.prepared import PreparedDataset
     import models.gans.train.loop as loop
 
     captured = {}

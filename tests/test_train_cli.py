@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
-from benchmark import paths
+from core import paths
 from models.gans.train import checkpoint as ck
-from models.gans.train.perf import perf_train
+from speed.harness import perf_train
 from tests.conftest import make_tiny_dataset, run_bench
 
 FAST = ["--dataset", "tiny", "--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016"]
@@ -97,7 +97,7 @@ def test_perf_train_json_and_flops_scale_with_batch(tmp_path):
 @pytest.mark.parametrize("model", ["stylegan_cond", "wgan_gp_cond"])
 def test_flops_counted_on_meta_equal_a_real_run(model):
     """The meta-device count (shapes only) sees the same operators as running the period on the CPU."""
-    from models.gans.train.perf import FlopCount, bench_stepper, iteration_flops
+    from speed.harness import FlopCount, bench_stepper, iteration_flops
 
     hp = {"pl_weight": 2.0} if model.startswith("stylegan") else {}
     res = 16 if model.startswith("stylegan") else 32

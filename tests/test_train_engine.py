@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import paths
-from benchmark.config.schema import TrainConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
+from core import paths
+from core.config.schema import TrainConfig
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from models.gans.losses import BCELoss
 from models.gans.registry import build_gan
 from models.gans.train import checkpoint as ck
-from models.gans.train.loop import load_generator, train_gan
+from models.gans.train.checkpoint import load_generator
+from models.gans.train.loop import train_gan
 from models.gans.train.stats import read_stats
 from models.gans.train.step import Stepper
 from tests.conftest import make_tiny_dataset
@@ -94,7 +95,7 @@ def test_resume_reproduces_uninterrupted_run(name):
 
 
 def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "benchmark.cli.app", "-q", *args]
+    return [sys.executable, "-m", "coverbench.cli.app", "-q", *args]
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):

@@ -16,7 +16,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 from .stats import check_features, check_labels
 

@@ -60,7 +60,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from benchmark.errors import UserError
+from core.errors import UserError
+from core.jsonfiles import jsonable
 from metrics.distribution.fid import (
     GaussianStats,
     bootstrap_replicates,
@@ -71,7 +72,7 @@ from metrics.distribution.fid import (
     trace_sqrt_product,
 )
 
-from .stats import TestResult, _jsonable, check_features, permutation_chunks, permutation_p
+from .stats import TestResult, check_features, permutation_chunks, permutation_p
 
 RCOND = 1e-8  # relative eigenvalue cutoff of the pseudo-inverse of S_xx
 MARGIN_SHARE = 0.05  # a meaningful effect: the true pairing beats shuffled pairings by 5 % of the null mean
@@ -98,7 +99,7 @@ class JointFrechetResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 # ---------------------------------------------------------------- inputs and moments

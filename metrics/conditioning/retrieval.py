@@ -19,7 +19,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 from .stats import TestResult, check_features, permutation_chunks, permutation_p, wilson_interval
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 from .stats import TestResult, percentile_interval, permutation_p
 

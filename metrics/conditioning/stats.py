@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from benchmark.errors import UserError
+from core.errors import UserError
+from core.jsonfiles import jsonable
 
 _CHUNK_ELEMS = 4_000_000  # entries per vectorised permutation chunk (bounded memory)
 
@@ -45,23 +46,7 @@ class TestResult:
     __test__ = False  # not a pytest class
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
+        return jsonable(asdict(self))
 
 
 # ---------------------------------------------------------------- input checks

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.linalg
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.distribution.fid import check_features, feature_stats, fid_from_stats
 
 

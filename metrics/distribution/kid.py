@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.distribution.fid import check_features
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from metrics.distribution.fid import GaussianStats, check_features, feature_stats
 
 CACHE_VERSION = 1

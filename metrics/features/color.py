@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 DEFAULT_BINS = (8, 4, 4)
 EXTRACTOR_ID = "color-meanrgb-hsvhist"

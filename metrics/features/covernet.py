@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from benchmark.progress import progress_bar
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.progress import progress_bar
 
 FEATURE_DIM = 128
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.errors import UserError
-from benchmark.progress import progress_bar
+from core.errors import UserError
+from core.progress import progress_bar
 
 SIZE = 299
 DIM = 2048

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
+from core.config.schema import EncodersConfig
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from models.encoders.base import Standardizer, check_rows, read_state, register, write_state
 from models.encoders.train_utils import embed_rows, feature_matrix, fit_loop, seeded
 

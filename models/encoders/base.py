@@ -16,9 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset, write_json_atomic
-from benchmark.errors import UserError
+from core.config.schema import EncodersConfig
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.jsonfiles import write_json_atomic
 
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.config.schema import EncodersConfig
+from core.config.schema import EncodersConfig
 from models.encoders.base import register
 from models.encoders.mel_classifier import MelGenreEncoder
 from models.encoders.train_utils import LogMelFrames, channel_stats

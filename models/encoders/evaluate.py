@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from core.data.prepared import PreparedDataset
+
 LABELLED_MIN = 2
+AE_MATCH_TOLERANCE = 0.01  # "matches pca" = within 1 % of pca's test reconstruction error
 
 
 def chance_levels(y_test: np.ndarray, n_classes: int) -> dict[str, float]:
@@ -164,7 +167,7 @@ def tsne_map(
     import matplotlib.pyplot as plt
     from openTSNE import TSNE
 
-    from benchmark.plot_text import plain, plain_text_rc
+    from core.plot_text import plain, plain_text_rc
 
     (z,) = standardise(np.asarray(x, np.float64))
     perplexity = float(max(2.0, min(30.0, (len(z) - 1) / 3.0)))
@@ -240,3 +243,39 @@ def evaluate_embeddings(
             sub = rows[subsample(len(rows), tsne_points, seed)]
             out["tsne_png"] = str(tsne_map(x[sub], y[sub], genres, tsne_path, seed, title))
     return out
+
+
+def encoder_scores(name: str, enc: Any, ds: PreparedDataset, train: np.ndarray, test: np.ndarray) -> dict:
+    """What only some encoders can say of themselves: pca's explained variance, the autoencoder against pca."""
+    if name == "pca":
+        ratio = [float(v) for v in enc.explained_variance_ratio]
+        z_test = enc.standardised(ds, test) if len(test) else None
+        out = {"explained_variance": float(sum(ratio)), "explained_variance_ratio": ratio}
+        if z_test is not None:
+            out["reconstruction_mse_test"] = enc.reconstruction_mse(z_test)
+        return out
+    if name == "autoencoder":
+        from models.encoders.pca import pca_reconstruction_mse
+
+        if not len(test):
+            return {"reconstruction": {"skipped": "no test tracks"}}
+        z_train, z_test = enc.standardised(ds, train), enc.standardised(ds, test)
+        ae = enc.reconstruction_mse(z_test)
+        pca = pca_reconstruction_mse(z_train, z_test, enc.dim)
+        ok = ae <= pca * (1 + AE_MATCH_TOLERANCE)
+        verdict = (
+            f"autoencoder {'beats' if ae < pca else 'matches'} pca at d={enc.dim} on test reconstruction"
+            if ok
+            else f"autoencoder does NOT beat or match pca at d={enc.dim}: test MSE {ae:.4f} vs pca {pca:.4f}"
+        )
+        return {
+            "reconstruction": {
+                "autoencoder_mse_test": ae,
+                "pca_mse_test": pca,
+                "dim": enc.dim,
+                "beats_or_matches_pca": bool(ok),
+                "tolerance": AE_MATCH_TOLERANCE,
+                "verdict": verdict,
+            }
+        }
+    return {}

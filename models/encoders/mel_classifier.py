@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
+from core.config.schema import EncodersConfig
+from core.data.prepared import PreparedDataset
+from core.devices import resolve_device
+from core.errors import UserError
 from models.encoders.base import check_rows, labelled, read_state, write_state
-from models.encoders.train_utils import LogMelFrames, embed_rows, fit_loop, resolve_device, seeded, shared_frames
+from models.encoders.train_utils import LogMelFrames, embed_rows, fit_loop, seeded, shared_frames
 
 
 class MelGenreEncoder:

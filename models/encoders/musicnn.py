@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
+from core.config.schema import EncodersConfig
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from models.encoders.base import check_rows, read_state, register, write_state
 from models.encoders.tf_checkpoint import read_tf_checkpoint
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import ATTRIBUTES, PreparedDataset
-from benchmark.errors import UserError
+from core.config.schema import EncodersConfig
+from core.data.prepared import ATTRIBUTES, PreparedDataset
+from core.errors import UserError
 from models.encoders.base import Standardizer, check_rows, read_state, register, write_state
 
 

@@ -12,18 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from benchmark.config.schema import EncodersConfig
-from benchmark.data.prepared import PreparedDataset
-from benchmark.errors import UserError
-from benchmark.progress import progress_bar
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device cuda requested but CUDA is not available (use --set device=cpu)")
-    return torch.device(device)
+from core.config.schema import EncodersConfig
+from core.data.prepared import PreparedDataset
+from core.errors import UserError
+from core.progress import progress_bar
 
 
 @contextmanager
@@ -48,7 +40,7 @@ def feature_matrix(ds: PreparedDataset) -> np.ndarray:
     Tracks whose features were skipped at extraction (broken or silent audio) get the column medians of the
     others, so they encode to the centre of the embedding instead of failing; non-finite values become 0.
     """
-    from benchmark.audio.extract import load_features
+    from core.audio.extract import load_features
 
     df = load_features(ds)
     if not len(df):
@@ -65,7 +57,7 @@ def feature_matrix(ds: PreparedDataset) -> np.ndarray:
 
 def missing_features(ds: PreparedDataset) -> int:
     """How many tracks have no extracted features (filled in by ``feature_matrix``)."""
-    from benchmark.audio.extract import load_features
+    from core.audio.extract import load_features
 
     return int((~ds.tracks["track_id"].astype(str).isin(load_features(ds).index.astype(str))).sum())
 
@@ -76,12 +68,12 @@ def missing_features(ds: PreparedDataset) -> int:
 class LogMelFrames:
     """Log-mel spectrograms (dB, (B, n_mels, T)) of dataset rows, from the first ``cfg.seconds`` of audio.
 
-    Computed with ``benchmark.audio.logmel.LogMel`` on ``device``; kept in memory (float16, CPU) when all rows
+    Computed with ``core.audio.logmel.LogMel`` on ``device``; kept in memory (float16, CPU) when all rows
     fit in ``cfg.cache_mb``, otherwise recomputed per batch (cheap on a GPU).
     """
 
     def __init__(self, ds: PreparedDataset, n_mels: int, seconds: float, device: torch.device, cache_mb: int = 0):
-        from benchmark.audio.logmel import LogMel
+        from core.audio.logmel import LogMel
 
         self.ds = ds
         self.device = device

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 
 def check_condition(c: torch.Tensor | None, cond_dim: int, n: int) -> None:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 from .conditioning import CondEmbedding, ProjectionHead, check_condition
 

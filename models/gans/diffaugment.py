@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 OPS = ("color", "translation", "cutout")
 

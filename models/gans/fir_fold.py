@@ -10,7 +10,7 @@ our profiles). A linear filter next to a convolution can be merged with it, and 
 
 Same linear maps (tests hold them equal to the depthwise-filter forms to second order). The price is FLOPs: the
 merged kernels are dense (36 taps per input channel instead of 9, plus a 16-tap filter pass), which tensor cores may
-absorb better than depthwise passes do; whether they do is a GPU measurement (``benchmark/speed/gpu_checks.sh``).
+absorb better than depthwise passes do; whether they do is a GPU measurement (``speed/gpu_checks.sh``).
 D's 1x1 skip is not folded (its merged kernel would be a 2x2 conv from 4x the channels, 16x the 1x1's FLOPs):
 under "fold" it runs the box-filter cascade ("pool"); G's 3-channel image up-sampling stays a depthwise conv. The
 folded weights are built per forward from the layer's 3x3 weights with one small matrix product, so gradients reach

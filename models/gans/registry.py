@@ -16,8 +16,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from benchmark.config.names import GAN_NAMES
-from benchmark.errors import UserError
+from core.config.names import GAN_NAMES
+from core.errors import UserError
 
 from .ada import AdaptiveAugment
 from .dcgan import build_dcgan
@@ -90,6 +90,20 @@ _FAMILY_KEYS = {
                  "fused": False, "r1_gamma": None, "r1_every": 16, "pl_weight": None, "pl_every": 4,
                  "style_mix_prob": 0.9, "mbstd_group": 4, "fir_impl": "conv"},
 }
+
+# Architecture-defining settings: a generator is rebuilt from them for evaluation, and resume must match them.
+ARCHITECTURE_KEYS = frozenset({
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_max",
+    "fused",
+    "base",
+    "embed_dim",
+    "critic_norm",
+    "mbstd_group",
+})
 
 
 def _family(name: str) -> str:

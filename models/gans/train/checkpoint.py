@@ -7,6 +7,7 @@ loaded with ``torch.load(weights_only=True)`` (only tensors and plain values ins
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 
 import torch
 
-from benchmark import storage
-from benchmark.errors import UserError
+from core import storage
+from core.config.names import parse_model_id
+from core.errors import UserError
+from models.gans.registry import ARCHITECTURE_KEYS, build_gan
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
 
@@ -141,3 +144,25 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
                 if st and isinstance(st.get("step"), torch.Tensor):
                     st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
 
+
+def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True):
+    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint."""
+    path = latest_checkpoint(directory / "checkpoints")
+    if path is None:
+        raise UserError(f"no checkpoint in {directory} (train it first with `bench train`)")
+    state = load_checkpoint(path)
+    meta = json.loads(state["meta"])
+    name = parse_model_id(state["model"]).gan
+    spec = build_gan(
+        name,
+        res=meta["res"],
+        cond_dim=meta["cond_dim"],
+        size=meta["size"],
+        **{k: v for k, v in meta["hparams"].items() if k in ARCHITECTURE_KEYS},
+    )
+    G = spec.G
+    use_ema = ema and state.get("G_ema")
+    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
+    G.to(device).eval().requires_grad_(False)
+    meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"])
+    return G, meta

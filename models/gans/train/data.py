@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from benchmark.data.loader import CoverDataset, keep_batch
-from benchmark.data.prepared import PreparedDataset
+from core.data.loader import CoverDataset, keep_batch
+from core.data.prepared import PreparedDataset
 
 
 class InfiniteSampler(Sampler[int]):

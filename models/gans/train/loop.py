@@ -17,15 +17,17 @@ from typing import Any
 
 import torch
 
-from benchmark.config.names import parse_model_id
-from benchmark.config.schema import TrainConfig
-from benchmark.data.loader import to_float
-from benchmark.data.prepared import PreparedDataset, write_json_atomic
-from benchmark.errors import UserError
-from benchmark.paths import RunPaths
-from benchmark.progress import progress_bar
+from core.config.names import parse_model_id
+from core.config.schema import TrainConfig
+from core.data.loader import to_float
+from core.data.prepared import PreparedDataset
+from core.devices import pick_device
+from core.errors import UserError
+from core.jsonfiles import write_json_atomic
+from core.paths import RunPaths
+from core.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
-from models.gans.registry import GanSpec, build_gan
+from models.gans.registry import ARCHITECTURE_KEYS, GanSpec, build_gan
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import average_buffers, barrier, broadcast_module, init_distributed
 from models.gans.train.resume import check_resume_matches, check_training_length
@@ -34,7 +36,7 @@ from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, w
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
 
 SUMMARY = "summary.json"
-__all__ = ["NonFiniteError", "TrainResult", "train_gan", "load_generator", "model_is_finished"]
+__all__ = ["NonFiniteError", "TrainResult", "train_gan", "model_is_finished"]
 
 
 @dataclass
@@ -46,14 +48,6 @@ class TrainResult:
     seconds: float
     images_per_s: float
     nonfinite: int
-
-
-def pick_device(kind: str) -> torch.device:
-    if kind == "cuda" or (kind == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise UserError("device cuda requested but CUDA is not available (use --preset cpu)")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def model_is_finished(directory: Path) -> bool:
@@ -128,7 +122,7 @@ def train_gan(
         state = ck.load_checkpoint(start_path)
         ident = {"model": name, "dataset": ds.name, "condition": condition}
         ident.update(eff, cond_dim=cond_dim, z_dim=spec.z_dim, hparams=spec.hparams)
-        check_resume_matches(out_dir / "train_config.json", state, ident, _REBUILD_KEYS)  # refuse other settings
+        check_resume_matches(out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         if G_ema is not None and "G_ema" in state:
@@ -323,41 +317,3 @@ def train_gan(
         )
     stats.close()
     return result
-
-
-def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True):
-    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint."""
-    path = ck.latest_checkpoint(directory / "checkpoints")
-    if path is None:
-        raise UserError(f"no checkpoint in {directory} (train it first with `bench train`)")
-    state = ck.load_checkpoint(path)
-    meta = json.loads(state["meta"])
-    name = parse_model_id(state["model"]).gan
-    spec = build_gan(
-        name,
-        res=meta["res"],
-        cond_dim=meta["cond_dim"],
-        size=meta["size"],
-        **{k: v for k, v in meta["hparams"].items() if k in _REBUILD_KEYS},
-    )
-    G = spec.G
-    use_ema = ema and state.get("G_ema")
-    G.load_state_dict(state["G_ema"] if use_ema else state["G"])
-    G.to(device).eval().requires_grad_(False)
-    meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"])
-    return G, meta
-
-
-# Architecture-defining settings that must match when a generator is rebuilt for evaluation.
-_REBUILD_KEYS = {
-    "z_dim",
-    "w_dim",
-    "mapping_layers",
-    "channel_base",
-    "channel_max",
-    "fused",
-    "base",
-    "embed_dim",
-    "critic_norm",
-    "mbstd_group",
-}

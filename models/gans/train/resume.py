@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError
+from core.errors import UserError
 
 # train_config.json keys that define the training being continued, and how the user sets each.
 FIXED = {"dataset": "--dataset", "condition": "--condition", "batch": "--batch", "res": "--res", "size": "size"}

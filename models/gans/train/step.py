@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.errors import UserError
+from core.errors import UserError
 from models.gans.losses import StyleGANLoss, WassersteinGPLoss, ema_beta, ema_update
 from models.gans.registry import GanSpec
 from models.gans.train.distributed import Dist, average_gradients, nonfinite_flag
@@ -83,7 +83,7 @@ class Stepper:
 
     def autocast(self):
         # CUDA only: on the CPU, oneDNN's bf16 double backward of a padded stride-1 conv (R1, path length) gives
-        # wrong weight gradients (torch 2.14.1; benchmark/speed/bf16_gradients.py), and fp32 keeps CPU runs exact
+        # wrong weight gradients (torch 2.14.1; python -m speed.bf16_gradients), and fp32 keeps CPU runs exact
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
 
     # -- which module (compiled or eager) a step may use

@@ -1,6 +1,0 @@
-"""Configuration: pydantic schema, YAML layers in ``configs/``, presets and ``--set`` overrides."""
-
-from benchmark.config.load import default_preset, load_config, parse_override
-from benchmark.config.schema import Config
-
-__all__ = ["Config", "default_preset", "load_config", "parse_override"]

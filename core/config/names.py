@@ -1,0 +1,86 @@
+"""The one source of GAN names, condition names and model ids (a GAN trained under one condition).
+
+A run holds a GAN x condition matrix. A model id is either a GAN name (``dcgan_cond``: conditional GANs then take
+the run's ``train.condition``, genre by default) or ``<conditional GAN>+<condition>`` (``stylegan_cond+cnn``), so
+the same GAN can be trained under several conditions side by side in one run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import UserError
+
+GAN_NAMES = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
+CONDITION_NAMES = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn")
+CATEGORICAL_CONDITIONS = ("genre",)  # one-hot classes; every other condition is a continuous vector per track
+AUDIO_ENCODERS = ("pca", "rnn", "autoencoder", "cnn", "musicnn")  # conditions computed from the music itself
+SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """``gan`` is one of GAN_NAMES; ``condition`` is the explicit condition of a ``gan+condition`` id, else None."""
+
+    gan: str
+    condition: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.gan if self.condition is None else f"{self.gan}{SEPARATOR}{self.condition}"
+
+    @property
+    def conditional(self) -> bool:
+        return self.gan.endswith("_cond")
+
+    def condition_or(self, default: str) -> str | None:
+        """The condition this model trains on: its own, else ``default`` (None for unconditional GANs)."""
+        if not self.conditional:
+            return None
+        return self.condition or default
+
+
+def parse_model_id(text: str) -> ModelId:
+    """``"stylegan_cond+cnn"`` -> ModelId("stylegan_cond", "cnn"); one clear line for anything else."""
+    gan, sep, condition = str(text).partition(SEPARATOR)
+    if gan not in GAN_NAMES:
+        raise UserError(
+            f"unknown model {text!r}: choose one of {', '.join(GAN_NAMES)}, or <conditional GAN>+<condition> "
+            f"(e.g. stylegan_cond+cnn)"
+        )
+    if not sep:
+        return ModelId(gan)
+    if not gan.endswith("_cond"):
+        raise UserError(f"model {text!r}: {gan} is unconditional; only *_cond GANs take a condition")
+    if condition not in CONDITION_NAMES:
+        raise UserError(f"model {text!r}: unknown condition {condition!r}; choose one of {', '.join(CONDITION_NAMES)}")
+    return ModelId(gan, condition)
+
+
+def is_model_id(text: str) -> bool:
+    try:
+        parse_model_id(text)
+    except UserError:
+        return False
+    return True
+
+
+def is_categorical(condition: str | None) -> bool:
+    return condition in CATEGORICAL_CONDITIONS
+
+
+def ordered_model_ids(found: set[str] | list[str], first: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Valid model ids among ``found``: those in ``first`` (a config's order), then by GAN, then by condition."""
+    valid = [f for f in found if is_model_id(f)]
+
+    def key(mid: str) -> tuple[int, str]:
+        m = parse_model_id(mid)
+        return GAN_NAMES.index(m.gan), m.condition or ""
+
+    return [m for m in first if m in valid] + sorted((m for m in valid if m not in first), key=key)
+
+
+def model_ids_in(folder: Path) -> set[str]:
+    """Model ids that have a sub-folder of ``folder`` (a run's ``models/`` or ``eval/``)."""
+    return {p.name for p in folder.iterdir() if p.is_dir() and is_model_id(p.name)} if folder.is_dir() else set()

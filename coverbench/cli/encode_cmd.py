@@ -1,0 +1,95 @@
+"""``bench encode --encoder NAME|all``: fit music encoders and compare how much genre each embedding carries."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from core import paths
+from coverbench.cli import common
+
+
+def encode(
+    encoder: Annotated[
+        str,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="genre, attributes, pca, autoencoder, rnn, cnn, musicnn (pretrained; needs `pip install --no-deps "
+            "musicnn==0.1.0`), a comma list, or all (every one but musicnn)",
+        ),
+    ] = "all",
+    run: Annotated[str | None, typer.Option("--run", help="run folder under the runs root [config run]")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="prepared dataset [config data.name]")] = None,
+    dim: Annotated[int | None, typer.Option("--dim", help="embedding size d [32]")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="feature-extraction processes (default: all cores)")
+    ] = None,
+    preset: common.PresetOpt = None,
+    set_: common.SetOpt = None,
+) -> None:
+    """Fit encoders on the train split and write runs/<run>/encoders/<name>/ (model, embeddings, eval.json)."""
+    from core.data.prepared import PreparedDataset
+    from coverbench.pipeline.encode import encode as encode_all
+    from models.encoders.store import resolve_names
+
+    values = {"run": run, "data": {"name": dataset, "workers": workers}, "encoders": {"dim": dim}}
+    cfg = common.config(preset, set_, common.drop_none(values))
+    names = resolve_names(encoder)
+    ds = PreparedDataset.open(cfg.data.name)
+    run_paths = paths.run(cfg.run)
+    results = encode_all(ds, run_paths, names, cfg, workers=cfg.data.workers)
+    common.console.print(comparison_table(results, f"encoders on {ds.name} (run {run_paths.name})"))
+    for name, ev in results.items():
+        verdict = ev.get("reconstruction", {}).get("verdict")
+        if verdict:
+            colour = "green" if ev["reconstruction"]["beats_or_matches_pca"] else "yellow"
+            common.console.print(f"[{colour}]{escape(name)}:[/] {escape(verdict)}")
+    common.console.print(f"[green]wrote[/] {escape(str(run_paths.root / 'encoders'))}")
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def _acc(block: dict) -> str:
+    if "accuracy" not in block:
+        return "-"
+    return f"{block['accuracy']:.3f} [dim]({block['chance_majority']:.2f}/{block['chance_uniform']:.2f})[/]"
+
+
+def comparison_table(results: dict[str, dict], title: str) -> Table:
+    """One row per encoder; accuracies carry their chance levels (majority share / 1/k) in brackets."""
+    caption = "accuracy (chance: majority share / 1/k); probes fit on train, scored on test"
+    table = Table(title=escape(title), caption=caption)
+    for col in ("encoder", "d", "probe acc", "macro-F1", "kNN-10 acc", "silhouette", "purity", "NMI", "ARI", "extra"):
+        table.add_column(col, justify="left" if col in ("encoder", "extra") else "right")
+    for name, ev in results.items():
+        km = ev.get("kmeans", {})
+        extra = ""
+        if "skipped" in ev:
+            extra = f"skipped: {ev['skipped']}"
+        elif "explained_variance" in ev:
+            extra = f"explained var {ev['explained_variance']:.3f}"
+        elif "autoencoder_mse_test" in ev.get("reconstruction", {}):
+            r = ev["reconstruction"]
+            extra = f"recon MSE {r['autoencoder_mse_test']:.3f} (pca {r['pca_mse_test']:.3f})"
+        table.add_row(
+            escape(name),
+            str(ev.get("dim", "-")),
+            _acc(ev.get("linear_probe", {})),
+            _f(ev.get("linear_probe", {}).get("macro_f1")),
+            _acc(ev.get("knn", {})),
+            _f(ev.get("silhouette")),
+            _f(km.get("purity")),
+            _f(km.get("nmi")),
+            _f(km.get("ari")),
+            escape(extra),
+        )
+    return table

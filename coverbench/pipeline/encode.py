@@ -1,0 +1,102 @@
+"""``bench encode`` as a library call: fit each encoder on the train split, embed every track, evaluate, save.
+
+Each encoder gets ``<run>/encoders/<name>/`` with ``model.pt`` + ``meta.json``, ``embeddings.parquet``
+(track_id, split, genre_idx, vector) and ``eval.json`` (+ ``tsne.png``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.config.schema import Config
+from core.data.prepared import PreparedDataset
+from core.devices import resolve_device
+from core.errors import UserError
+from core.jsonfiles import write_json_atomic
+from core.paths import RunPaths
+from models.encoders.base import TABLE_ENCODERS, encoder_class
+from models.encoders.evaluate import encoder_scores, evaluate_embeddings
+from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, resolve_names, write_embeddings
+from models.encoders.train_utils import release_frames
+
+FEATURE_ENCODERS = ("pca", "autoencoder")
+
+
+def ensure_features(ds: PreparedDataset, workers: int | None = None) -> None:
+    """Extract the FMA-style features unless they are cached already."""
+    from core.audio.extract import extract_features
+
+    extract_features(ds, workers=workers)
+
+
+def encode(
+    ds: PreparedDataset, run_paths: RunPaths, names: str | Sequence[str], cfg: Config, *, workers: int | None = None
+) -> dict[str, dict]:
+    """Fit, embed, save and evaluate each named encoder; returns {name: eval dict} (also in each eval.json)."""
+    try:
+        return _encode(ds, run_paths, names, cfg, workers)
+    finally:
+        release_frames()  # the log-mels the mel encoders shared, computed once for all of them
+
+
+def _encode(
+    ds: PreparedDataset, run_paths: RunPaths, names: str | Sequence[str], cfg: Config, workers: int | None
+) -> dict[str, dict]:
+    names = resolve_names(names)
+    audio_needed = [n for n in names if n not in TABLE_ENCODERS]
+    if audio_needed:  # before any fitting or feature extraction
+        need = ("encoders {} need" if len(audio_needed) > 1 else "encoder {} needs").format(", ".join(audio_needed))
+        ds.require_audio(f"{need} audio", "only encoders genre and attributes work on it")
+    ecfg = cfg.encoders
+    device = resolve_device(cfg.device)
+    train, val, test = (ds.split_rows(s) for s in ("train", "val", "test"))
+    if not len(train):
+        raise UserError(f"dataset {ds.name!r} has no train split: nothing to fit encoders on")
+    if any(n in FEATURE_ENCODERS for n in names):
+        ensure_features(ds, workers)
+    results: dict[str, dict] = {}
+    if "attributes" in names and len(names) > 1 and not ds.attributes_available:
+        names = [n for n in names if n != "attributes"]  # asked alone, it raises the UserError that says why
+        results["attributes"] = {"skipped": f"dataset {ds.name!r} has no Spotify attribute columns"}
+    for name in names:
+        out_dir = run_paths.encoder(name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        enc = encoder_class(name)(ecfg, str(device))
+        enc.fit(ds, train, val, ecfg)
+        t1 = time.perf_counter()
+        x = enc.encode(ds)
+        t2 = time.perf_counter()
+        if x.shape != (len(ds), enc.dim) or x.dtype != np.float32:
+            raise RuntimeError(f"encoder {name} returned {x.dtype} {x.shape}, expected float32 {(len(ds), enc.dim)}")
+        enc.save(out_dir)
+        write_embeddings(out_dir / EMBEDDINGS_FILE, ds, x)
+        ev = evaluate_embeddings(
+            x,
+            ds.genre_idx,
+            ds.tracks["split"].to_numpy(),
+            ds.genres,
+            seed=ecfg.seed,
+            max_points=ecfg.eval_max_points,
+            tsne_points=ecfg.tsne_points,
+            tsne_path=out_dir / "tsne.png",
+            title=f"{name} (d={enc.dim}) on {ds.name}",
+        )
+        ev.update(encoder_scores(name, enc, ds, train, test))
+        ev.update(
+            encoder=name,
+            dataset=ds.name,
+            device=str(device),
+            fit_seconds=round(t1 - t0, 3),
+            encode_seconds=round(t2 - t1, 3),
+            splits={"train": int(len(train)), "val": int(len(val)), "test": int(len(test))},
+        )
+        if getattr(enc, "history", None):
+            h = enc.history
+            ev["training"] = {k: h[k] for k in ("epochs_run", "best_epoch", "best_loss") if k in h}
+        write_json_atomic(out_dir / EVAL_FILE, ev)
+        results[name] = ev
+    return results

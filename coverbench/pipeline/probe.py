@@ -1,0 +1,168 @@
+"""``bench data probe``: is there a cover <-> music relationship to learn at all? No trained model needed.
+
+Cover features (pretrained Inception by default; ``colour`` needs nothing; ``covernet`` is trained on the
+train split, so it scores val+test covers only) -> genre, by artist-grouped k-fold over every labelled cover, and
+-> each audio embedding that runs already hold for this dataset (``runs/*/encoders/<name>/embeddings.parquet``).
+Features are cached by dataset content (``metrics.features.cache``). The result goes to
+``data/<name>/probe.json``; ``bench evaluate`` reuses it while the dataset's content is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import paths as P
+from core.config.schema import EvalConfig
+from core.data.info import dataset_fingerprint, probe_path, read_probe  # noqa: F401 - read_probe re-exported
+from core.data.prepared import PreparedDataset
+from core.data.splits import track_groups
+from core.errors import UserError
+from core.jsonfiles import jsonable, write_json_atomic
+from core.paths import RunPaths
+
+PROBE_SCHEMA = 1
+FEATURES = ("inception", "covernet", "colour")
+NOT_AUDIO = ("genre", "attributes")  # the label itself, and Spotify metadata: not embeddings of the audio
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    encoder: str
+    run: RunPaths
+
+
+def audio_sources(ds: PreparedDataset, runs: list[RunPaths] | None = None) -> list[AudioSource]:
+    """Encoders whose embeddings were made from this dataset (their ``eval.json`` names it), newest per name.
+
+    ``runs`` defaults to every run under the runs root.
+    """
+    if runs is None:
+        root = P.runs_root()
+        runs = [RunPaths(p) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+    found: dict[str, tuple[float, AudioSource]] = {}
+    for run in runs:
+        enc_dir = run.root / "encoders"
+        if not enc_dir.is_dir():
+            continue
+        for d in sorted(enc_dir.iterdir()):
+            emb, ev = d / "embeddings.parquet", d / "eval.json"
+            if d.name in NOT_AUDIO or not (emb.is_file() and ev.is_file()):
+                continue
+            try:
+                if json.loads(ev.read_text(encoding="utf-8")).get("dataset") != ds.name:
+                    continue
+            except (OSError, json.JSONDecodeError):
+                continue
+            mtime = emb.stat().st_mtime
+            if d.name not in found or mtime > found[d.name][0]:
+                found[d.name] = (mtime, AudioSource(d.name, run))
+    return [src for _, src in sorted(found.values(), key=lambda t: t[1].encoder)]
+
+
+def _cover_features(
+    ds: PreparedDataset, features: str, cfg: EvalConfig, device_kind: str
+) -> tuple[np.ndarray, np.ndarray, Any, int, str]:
+    """(rows, their cached features, extractor, resolution, which covers)."""
+    import torch
+
+    from coverbench.pipeline.extractors import make_extractor, real_features
+
+    if features not in FEATURES:
+        raise UserError(f"unknown probe features {features!r}: choose one of {', '.join(FEATURES)}")
+    device = torch.device("cuda" if device_kind in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    # Inception resizes to 299 px itself: give it the most detail there is; covernet was trained at the smallest
+    res = min(ds.resolutions) if features == "covernet" else max(ds.resolutions)
+    ext = make_extractor(ds, features, res, cfg, device)
+    if features == "covernet":  # trained on train covers: scoring them would reward memory
+        parts = [real_features(ds, s, res, ext, stats=False) for s in ("val", "test") if len(ds.split_rows(s))]
+        if not parts:
+            raise UserError(f"dataset {ds.name!r} has no val or test covers for a covernet probe: use --features "
+                            "inception or colour")
+        x = np.concatenate([c.features for c, _ in parts])
+        rows = np.concatenate([r for _, r in parts])
+        return rows, x, ext, res, "val+test (held out from covernet training)"
+    cached, rows = real_features(ds, None, res, ext, stats=False)
+    return rows, cached.features, ext, res, "all covers"
+
+
+def probe_dataset(
+    ds: PreparedDataset,
+    features: str = "inception",
+    folds: int = 5,
+    *,
+    runs: list[RunPaths] | None = None,
+    cfg: EvalConfig | None = None,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    device_kind: str = "auto",
+    write: bool = True,
+) -> dict[str, Any]:
+    """Run the relationship probe on ``ds`` and (with ``write``) save it as ``data/<name>/probe.json``."""
+    from metrics.relationship import audio_probe, genre_probe
+
+    cfg = cfg or EvalConfig()
+    t0 = time.perf_counter()
+    rows, x, ext, res, covers = _cover_features(ds, features, cfg, device_kind)
+    groups_all = track_groups(ds.tracks)
+    y = ds.genre_idx[rows]
+    ok = y >= 0
+    out: dict[str, Any] = {
+        "schema_version": PROBE_SCHEMA,
+        "dataset": ds.name,
+        "dataset_files": dataset_fingerprint(ds),
+        "extractor": ext.name,
+        "preprocessing": ext.preprocessing,
+        "res": res,
+        "covers": f"{covers}: {int(ok.sum())} with a genre",
+        "n_covers": int(len(rows)),
+        "cv": f"artist-grouped {folds}-fold (groups: artist, same audio, same cover)",
+        "folds": folds,
+        "n_groups": int(len(np.unique(groups_all[rows]))),
+        "seed": seed,
+        "genre": None,
+        "audio": {},
+        "audio_embeddings": [],
+    }
+    if ok.sum() and len(np.unique(y[ok])) >= 2:
+        r = genre_probe(x[ok], y[ok], folds=folds, n_permutations=n_permutations, seed=seed,
+                        groups=groups_all[rows[ok]])
+        out["genre"] = r.to_dict()
+    else:
+        out["genre_skipped"] = "fewer than two genres among the covers"
+    if not ds.has_audio:
+        out["audio_skipped"] = "the dataset has no audio: it was imported covers only"
+    for src in audio_sources(ds, runs) if ds.has_audio else []:
+        from models.encoders.store import load_embeddings
+
+        emb = load_embeddings(src.run, src.encoder, ds)[rows]
+        if emb.ndim != 2 or emb.shape[1] == 0:
+            continue
+        r = audio_probe(x, emb, folds=folds, n_permutations=n_permutations, seed=seed, groups=groups_all[rows])
+        out["audio"][src.encoder] = r.to_dict()
+        out["audio_embeddings"].append({"encoder": src.encoder, "run": src.run.name})
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    out["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out = jsonable(out)
+    if write:
+        write_json_atomic(probe_path(ds), out)
+    return out
+
+
+def probe_table(probe: dict[str, Any]) -> pd.DataFrame:
+    """One row per probe target (genre, then each audio embedding): value, interval, chance/null, p-value."""
+    rows = []
+    targets = [("genre accuracy", probe.get("genre"))]
+    targets += [(f"audio R^2 ({k})", v) for k, v in (probe.get("audio") or {}).items()]
+    for label, r in targets:
+        if not r:
+            continue
+        iv = r.get("interval") or (None, None)
+        rows.append({"target": label, "value": r["value"], "lo": iv[0], "hi": iv[1], "null": r.get("null_mean"),
+                     "p": r.get("p_value"), "n": r.get("n")})
+    return pd.DataFrame(rows)
