@@ -1,8 +1,8 @@
 """The StyleGAN FIR filters alone, per implementation (``FIR_IMPLS``), at the shapes one training iteration uses.
 
-Where does a FIR implementation win or lose, apart from the rest of the network? Records every ``fir_filter`` call
-of one G forward and one D forward of the real model (batch 1 on the CPU, so the shapes are exact), then times each
-call site at the requested batch for every implementation, in three modes:
+Where does a FIR implementation win or lose, apart from the rest of the network? Records every filter pass
+(``Resampler.filter``) of one G forward and one D forward of the real model (batch 1 on the CPU, so the shapes are
+exact), then times each call site at the requested batch for every implementation, in three modes:
   * ``fwd``: the filter alone;
   * ``fwd+bwd``: filter and its gradient (what a plain G or D step does);
   * ``double``: gradient with ``create_graph`` and a backward through it (what R1 and path-length steps do).
@@ -22,32 +22,32 @@ from pathlib import Path
 
 import torch
 
-from models.gans import layers
-from models.gans.layers import FIR_IMPLS, fir_filter, fir_kernel
+from models.gans.ops import FIR_IMPLS, Resampler, make_resampler
 from models.gans.registry import build_gan
 from speed.harness import synchronize
 
 
 def call_sites(res: int, channel_base: int | None) -> list[dict]:
-    """Every fir_filter call (shape without batch, pad, gain, stride) of one G and one D forward, deduplicated."""
+    """Every filter pass (shape without batch, pad, gain, stride) of one G and one D forward, deduplicated."""
     hp = {"channel_base": channel_base} if channel_base else {}
     spec = build_gan("stylegan_cond", res=res, cond_dim=8, **hp)
     seen: dict[tuple, dict] = {}
-    real = layers.fir_filter
 
-    def record(x, f, pad, gain=1.0, stride=1):
-        key = (tuple(x.shape[1:]), pad, gain, stride)
-        seen.setdefault(key, {"shape": list(x.shape[1:]), "pad": pad, "gain": gain, "stride": stride, "calls": 0})
-        seen[key]["calls"] += 1
-        return real(x, f, pad, gain, stride)
+    def recording(real):
+        def record(x, pad, gain=1.0, stride=1):
+            key = (tuple(x.shape[1:]), pad, gain, stride)
+            seen.setdefault(key, {"shape": list(x.shape[1:]), "pad": pad, "gain": gain, "stride": stride, "calls": 0})
+            seen[key]["calls"] += 1
+            return real(x, pad, gain, stride)
+        return record
 
-    layers.fir_filter = record
-    try:
-        with torch.no_grad():
-            img = spec.G(torch.randn(1, spec.z_dim), torch.eye(8)[:1])
-            spec.D(img, torch.eye(8)[:1])
-    finally:
-        layers.fir_filter = real
+    # the model is built for this call only: wrap each of its resamplers' filter in place
+    for m in [*spec.G.modules(), *spec.D.modules()]:
+        if isinstance(m, Resampler):
+            m.filter = recording(m.filter)
+    with torch.no_grad():
+        img = spec.G(torch.randn(1, spec.z_dim), torch.eye(8)[:1])
+        spec.D(img, torch.eye(8)[:1])
     return list(seen.values())
 
 
@@ -56,11 +56,11 @@ def time_site(site: dict, impl: str, mode: str, batch: int, dev: torch.device, r
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     fmt = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
     x = torch.randn(batch, *site["shape"], device=dev, dtype=dtype).contiguous(memory_format=fmt)
-    f = fir_kernel().to(dev) if impl == "conv" else impl
+    resample = make_resampler(impl).to(dev)
     x.requires_grad_(mode != "fwd")
 
     def run():
-        y = fir_filter(x, f, site["pad"], site["gain"], site["stride"])
+        y = resample.filter(x, site["pad"], site["gain"], site["stride"])
         if mode == "fwd":
             return
         if mode == "fwd+bwd":

@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import UserError
-from models.gans import MODELS, build_gan, ema_beta, ema_update, fir_fold
+from models.gans import MODELS, build_gan, ema_beta, ema_update
 from models.gans.ada import AdaptiveAugment
 from models.gans.diffaugment import DiffAugment, cutout, translation
-from models.gans.layers import downsample2d, fir_filter, fir_kernel, modulated_conv2d, upsample2d
+from models.gans.layers import modulated_conv2d
 from models.gans.losses import BCELoss, StyleGANLoss, WassersteinGPLoss, gradient_penalty, r1_penalty
+from models.gans.ops import fir_fold, make_resampler
+from models.gans.ops.fir_conv import downsample2d, fir_filter, fir_kernel, upsample2d
 
 RES, N, COND = 32, 8, 5
 
@@ -270,7 +272,7 @@ def test_synthesis_layer_folded_gains_equal_the_textbook_formula(fused, up):
     w = torch.randn(3, 8)
     y = layer(x, w, noise_mode="const")
     styles = layer.affine(w)
-    conv = modulated_conv2d(x, layer.weight * layer.w_gain, styles, up=up, fir=layer.fir, fused=fused)
+    conv = modulated_conv2d(x, layer.weight * layer.w_gain, styles, up=up, resample=layer.resample, fused=fused)
     ref = lrelu_gain(conv + layer.noise_const * layer.noise_strength + layer.bias[None, :, None, None])
     torch.testing.assert_close(y, ref)
     probe = torch.randn_like(y)
@@ -309,7 +311,7 @@ def test_modulated_conv_equals_per_sample_loop(fused, up, demod):
     w = torch.randn(cout, cin, 3, 3)
     s = torch.randn(n, cin)
     f = fir_kernel()
-    out = modulated_conv2d(x, w, s, demodulate=demod, up=up, fir=f, fused=fused)
+    out = modulated_conv2d(x, w, s, demodulate=demod, up=up, resample=make_resampler("conv"), fused=fused)
     ref = []
     for i in range(n):
         wi = w * s[i][None, :, None, None]
@@ -380,7 +382,7 @@ def test_fir_ops_values_gradients_and_second_derivatives(op, size):
 
 def test_prepared_filters_are_cached_but_never_stale():
     """The scaled/cast filter is made once per buffer, and an in-place change to the buffer is seen."""
-    from models.gans.layers import _prepared
+    from models.gans.ops.fir_conv import _prepared
 
     f = fir_kernel()
     assert _prepared(f, 4.0, torch.float64) is _prepared(f, 4.0, torch.float64)
@@ -423,7 +425,7 @@ def test_fir_impls_equal_depthwise_conv_to_second_order(impl, pad, gain, stride)
     torch.manual_seed(0)
     x = torch.randn(2, 3, 7, 10, dtype=torch.double, requires_grad=True)
     f = fir_kernel().double()
-    y, y_ref = fir_filter(x, impl, pad, gain, stride), fir_filter(x, f, pad, gain, stride)
+    y, y_ref = make_resampler(impl).filter(x, pad, gain, stride), fir_filter(x, f, pad, gain, stride)
     torch.testing.assert_close(y, y_ref)
     probe = torch.randn_like(y)
     (g,) = torch.autograd.grad((y.sin() * probe).sum(), x, create_graph=True)
@@ -433,7 +435,7 @@ def test_fir_impls_equal_depthwise_conv_to_second_order(impl, pad, gain, stride)
                                torch.autograd.grad(g_ref.square().sum(), x)[0])
     xc = x.detach().float().contiguous(memory_format=torch.channels_last)
     if stride == 1:
-        assert fir_filter(xc, impl, pad, gain).is_contiguous(memory_format=torch.channels_last)
+        assert make_resampler(impl).filter(xc, pad, gain).is_contiguous(memory_format=torch.channels_last)
 
 
 def _fold_cases():
@@ -486,7 +488,7 @@ def test_depth_to_space_inverts_space_to_depth_in_both_layouts():
 def test_stylegan_fir_impls_give_the_same_networks(impl):
     """fir_impl changes how the filters run, not the model: same outputs, R1 and path-length gradients."""
     conv, other = _spec("stylegan_cond", res=16), _spec("stylegan_cond", res=16, fir_impl=impl)
-    assert other.D.blocks[0].conv1.fir == impl and isinstance(conv.D.blocks[0].conv1.fir, torch.Tensor)
+    assert other.D.blocks[0].conv1.resample.impl == impl and conv.D.blocks[0].conv1.resample.impl == "conv"
     other.G.load_state_dict(conv.G.state_dict())
     other.D.load_state_dict(conv.D.state_dict())
     z, c = torch.randn(4, conv.z_dim), _c(4)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.config.hparams import resolve_hparams
 from core.config.names import CONDITION_NAMES, GAN_NAMES, parse_model_id
 from core.errors import UserError
 
@@ -153,7 +154,7 @@ class ModelTrainConfig(Strict):
     kimg: float | None = Field(None, gt=0.0)
     batch: int | None = Field(None, ge=2)
     size: Literal["tiny", "full"] | None = None
-    hparams: dict[str, Any] = Field(default_factory=dict, description="passed to build_gan (validated there)")
+    hparams: dict[str, Any] = Field(default_factory=dict, description="typed per GAN family in core.config.hparams")
 
     _kimg = field_validator("kimg")(_finite_kimg)
 
@@ -192,6 +193,11 @@ class TrainConfig(Strict):
     @classmethod
     def _per_model(cls, v: dict[str, ModelTrainConfig]) -> dict[str, ModelTrainConfig]:
         _model_ids(list(v))
+        for key, entry in v.items():  # typed per family: a typo fails at load, not after the models before it
+            try:
+                resolve_hparams(parse_model_id(key).gan, entry.hparams)
+            except UserError as e:
+                raise ValueError(f"{key}.hparams: {e}") from None
         return v
 
     _kimg = field_validator("kimg", "snapshot_kimg", "checkpoint_kimg", "log_kimg")(_finite_kimg)

@@ -3,7 +3,8 @@
 A GanSpec carries everything a training engine needs besides data: the two networks, the loss object (see
 `models.gans.losses` for the d_step/g_step contract), optimiser settings (already adjusted for lazy
 regularisation), latent size, critic steps per G step, whether to keep a G_ema and with which half-life, and the
-resolved hyper-parameters (a flat dict, safe to write to config/stats files).
+resolved hyper-parameters (``core.config.hparams`` completed with size- and resolution-dependent defaults,
+as a flat dict, safe to write to config/stats files).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from core.config.hparams import family_of, resolve_hparams
 from core.config.names import GAN_NAMES
 from core.errors import UserError
 
 from .ada import AdaptiveAugment
 from .dcgan import build_dcgan
 from .diffaugment import DiffAugment
-from .layers import FIR_IMPLS
 from .losses import BCELoss, GanLoss, StyleGANLoss, WassersteinGPLoss
+from .ops import FIR_IMPLS
 from .stylegan import StyleDiscriminator, StyleGenerator
 from .wgan_gp import build_wgan_gp
 
@@ -80,49 +82,12 @@ class GanSpec:
         return copy.deepcopy(self.G).eval().requires_grad_(False)
 
 
-_COMMON = {"lr": None, "g_lr": None, "d_lr": None, "betas": None, "batch": 32, "augment": None, "ada": False,
-           "ada_target": 0.6, "ema": None, "ema_half_life_kimg": 10.0, "ema_rampup": None}
-_FAMILY_KEYS = {
-    "dcgan": {"z_dim": 100, "base": None, "embed_dim": None},
-    "wgan_gp": {"z_dim": 128, "base": None, "embed_dim": None, "critic_norm": "layer", "gp_weight": 10.0,
-                "n_critic": 5, "drift": 0.0},
-    "stylegan": {"z_dim": None, "w_dim": None, "mapping_layers": None, "channel_base": None, "channel_max": None,
-                 "fused": False, "r1_gamma": None, "r1_every": 16, "pl_weight": None, "pl_every": 4,
-                 "style_mix_prob": 0.9, "mbstd_group": 4, "fir_impl": "conv"},
-}
-
-# Architecture-defining settings: a generator is rebuilt from them for evaluation, and resume must match them.
-ARCHITECTURE_KEYS = frozenset({
-    "z_dim",
-    "w_dim",
-    "mapping_layers",
-    "channel_base",
-    "channel_max",
-    "fused",
-    "base",
-    "embed_dim",
-    "critic_norm",
-    "mbstd_group",
-})
-
-
-def _family(name: str) -> str:
-    return name.removesuffix("_cond")
-
-
-def _resolve(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    allowed = {**_COMMON, **_FAMILY_KEYS[_family(name)]}
-    bad = sorted(set(overrides) - set(allowed))
-    if bad:
-        raise UserError(f"unknown setting(s) for {name}: {', '.join(bad)}; accepted: {', '.join(sorted(allowed))}")
-    return {**allowed, **overrides}
-
-
 def build_gan(name: str, *, res: int, cond_dim: int = 0, size: Literal["tiny", "full"] = "full",
               **overrides: Any) -> GanSpec:
     """Build one of MODELS. `size="tiny"` gives small channel counts for CPU tests and demos.
 
-    Overrides (by family) tune architecture and training settings; unknown ones raise UserError.
+    Overrides tune architecture and training settings, typed per family in ``core.config.hparams``; unknown or
+    ill-typed ones raise UserError.
     """
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -132,9 +97,9 @@ def build_gan(name: str, *, res: int, cond_dim: int = 0, size: Literal["tiny", "
         raise UserError(f"{name} is conditional: give cond_dim > 0 (the condition vector's length)")
     if not name.endswith("_cond") and cond_dim != 0:
         raise UserError(f"{name} is unconditional but cond_dim={cond_dim}; use {name}_cond for a condition")
-    h = _resolve(name, overrides)
+    h = resolve_hparams(name, overrides).model_dump()
     tiny = size == "tiny"
-    fam = _family(name)
+    fam = family_of(name)
     augment = DiffAugment(h["augment"] if h["augment"] is not None else
                           ("color,translation,cutout" if fam == "stylegan" else "none"))
     ada = AdaptiveAugment(target=h["ada_target"], interval=4) if h["ada"] else None

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import SQRT2, EqualLinear, attach_fir, fir_kernel, fp32_math, modulated_conv2d, upsample2d
+from ..layers import SQRT2, EqualLinear, fp32_math, modulated_conv2d
+from ..ops import make_resampler
 
 
 def channels_at(res: int, channel_base: int, channel_max: int) -> int:
@@ -32,7 +33,7 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cout))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(res, res))
-        attach_fir(self, fir_impl)
+        self.resample = make_resampler(fir_impl)
         self.up, self.res, self.fused = up, res, fused
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
@@ -49,8 +50,8 @@ class SynthesisLayer(nn.Module):
             noise = None
         else:
             raise ValueError(f"noise_mode must be random, const or none, got {noise_mode!r}")
-        x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up, fir=self.fir,
-                             fused=self.fused, gain=SQRT2, add=noise, fold_taps=self.fold_taps)
+        x = modulated_conv2d(x, self.weight * self.w_gain, styles, demodulate=True, up=self.up,
+                             resample=self.resample, fused=self.fused, gain=SQRT2, add=noise)
         x = x.add_((self.bias * SQRT2).to(x.dtype)[None, :, None, None])
         return F.leaky_relu(x, 0.2, inplace=True)
 
@@ -87,7 +88,7 @@ class SynthesisBlock(nn.Module):
         self.conv1 = SynthesisLayer(cout, cout, w_dim=w_dim, res=res, fused=fused, fir_impl=fir_impl)
         self.torgb = ToRGB(cout, channels, w_dim=w_dim, fused=fused)
         self.num_conv = 1 if self.first else 2
-        self.register_buffer("fir", fir_kernel(), persistent=False)
+        self.resample = make_resampler(fir_impl)  # for the skip image's up-sampling
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
                 noise_mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +99,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, ws[:, 0], noise_mode)
             x = self.conv1(x, ws[:, 1], noise_mode)
         y = self.torgb(x, ws[:, self.num_conv])
-        img = y if img is None else upsample2d(img, self.fir).to(y.dtype) + y
+        img = y if img is None else self.resample.upsample2d(img).to(y.dtype) + y
         return x, img
 
 

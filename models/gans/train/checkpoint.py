@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from core import storage
+from core.config.hparams import ARCHITECTURE_KEYS
 from core.config.names import parse_model_id
 from core.errors import UserError
-from models.gans.registry import ARCHITECTURE_KEYS, build_gan
+from models.gans.registry import build_gan
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
 

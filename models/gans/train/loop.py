@@ -1,4 +1,4 @@
-"""``train_gan``: the one training loop for all six GANs.
+"""``train_gan``: the one training loop for all six GANs, as named steps over one ``Training`` state.
 
 Counts progress in images shown to D (kimg). Each iteration runs ``n_critic`` D steps and one G step through the
 model's loss object (``models.gans.losses``), under bf16 autocast with channels_last on CUDA and in fp32 on CPU,
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from core.config.hparams import ARCHITECTURE_KEYS
 from core.config.names import parse_model_id
 from core.config.schema import TrainConfig
 from core.data.loader import to_float
@@ -27,9 +28,9 @@ from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
-from models.gans.registry import ARCHITECTURE_KEYS, GanSpec, build_gan
+from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
-from models.gans.train.distributed import average_buffers, barrier, broadcast_module, init_distributed
+from models.gans.train.distributed import Dist, average_buffers, barrier, broadcast_module, init_distributed
 from models.gans.train.resume import check_resume_matches, check_training_length
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
@@ -78,242 +79,353 @@ def train_gan(
     """Train model id ``name`` (a GAN, or ``gan+condition``) on the dataset's training split into ``run.model(name)``.
 
     ``stop_after_kimg`` ends the process early (as if killed after that point; used by tests and time-boxed runs)
-    without marking the model finished.
+    without marking the model finished. The steps run in this order (the order fixes every random draw).
     """
-    device = pick_device(device_kind)
-    d = init_distributed(device.type)
-    if device.type == "cuda":
-        device = torch.device("cuda", d.local_rank)
-    out_dir = run.model(name)
-    ckpt_dir = out_dir / "checkpoints"
-    mid = parse_model_id(name)
-    conditional, condition = mid.conditional, cfg.condition_of(name)
-    conditions = load_conditions(ds, condition, run) if conditional else None
-    cond_dim = 0 if conditions is None else conditions.shape[1]
-    torch.manual_seed(cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
-    spec, eff = build_for_training(name, cfg, cond_dim)
-    res, batch, kimg = eff["res"], eff["batch"], eff["kimg"]
-    check_training_length(kimg, batch, stop_after_kimg)
+    t = Training(ds=ds, run=run, name=name, cfg=cfg, stop_after_kimg=stop_after_kimg)
+    place(t, device_kind)
+    build(t)
+    restore(t, resume)
+    prepare_data(t)
+    write_train_config(t)
+    run_iterations(t)
+    return write_summary(t)
+
+
+@dataclass
+class Training:
+    """What the steps of one ``train_gan`` call share; each step fills in the fields it owns."""
+
+    ds: PreparedDataset
+    run: RunPaths
+    name: str
+    cfg: TrainConfig
+    stop_after_kimg: float | None
+    device: torch.device = torch.device("cpu")
+    dist: Dist | None = None
+    condition: str | None = None
+    conditions: Any = None  # (N, d) float32 condition per track, None when unconditional
+    cond_dim: int = 0
+    spec: GanSpec | None = None
+    eff: dict[str, Any] = field(default_factory=dict)  # effective res, kimg, batch, size, hparams
+    local_batch: int = 0
+    rows: Any = None  # training rows usable under the condition
+    G: Any = None
+    D: Any = None
+    G_ema: Any = None
+    opt_G: Any = None
+    opt_D: Any = None
+    counters: dict[str, Any] = field(default_factory=new_counters)
+    amp: bool = False
+    start_path: Path | None = None  # the checkpoint resumed from
+    loader: Any = None
+    stats: Any = None
+    t_start: float = 0.0
+    done_before: int = 0  # images seen when this process started
+    t_resume: float = 0.0
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run.model(self.name)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    @property
+    def total(self) -> int:
+        return int(round(self.eff["kimg"] * 1000))
+
+
+def place(t: Training, device_kind: str) -> None:
+    """The device, and this process's rank when launched by torchrun."""
+    t.device = pick_device(device_kind)
+    t.dist = init_distributed(t.device.type)
+    if t.device.type == "cuda":
+        t.device = torch.device("cuda", t.dist.local_rank)
+
+
+def build(t: Training) -> None:
+    """Conditions, networks (initialised from the seed alone) and optimisers, after checking the schedule fits."""
+    mid = parse_model_id(t.name)
+    t.condition = t.cfg.condition_of(t.name)
+    t.conditions = load_conditions(t.ds, t.condition, t.run) if mid.conditional else None
+    t.cond_dim = 0 if t.conditions is None else t.conditions.shape[1]
+    torch.manual_seed(t.cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
+    t.spec, t.eff = build_for_training(t.name, t.cfg, t.cond_dim)
+    _check_fits(t)
+    t.G, t.D = t.spec.G.to(t.device), t.spec.D.to(t.device)
+    t.amp = t.cfg.amp and t.device.type == "cuda"
+    if t.device.type == "cuda" and t.cfg.channels_last:
+        t.G, t.D = t.G.to(memory_format=torch.channels_last), t.D.to(memory_format=torch.channels_last)
+    t.G_ema = t.spec.make_G_ema().to(t.device) if t.spec.has_ema else None
+    t.opt_G, t.opt_D = t.spec.make_optimizers()
+
+
+def _check_fits(t: Training) -> None:
+    res, batch, d = t.eff["res"], t.eff["batch"], t.dist
+    check_training_length(t.eff["kimg"], batch, t.stop_after_kimg)
     if batch % d.world:
         raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
-    local_batch = batch // d.world
-    if res not in ds.resolutions:
-        have = ", ".join(map(str, ds.resolutions))
+    t.local_batch = batch // d.world
+    if res not in t.ds.resolutions:
+        have = ", ".join(map(str, t.ds.resolutions))
         raise UserError(
-            f"{name} trains at {res} px but dataset {ds.name!r} has {have} px covers "
+            f"{t.name} trains at {res} px but dataset {t.ds.name!r} has {have} px covers "
             f"(synthesise with --res {res}, or --set train.res=...)"
         )
+    t.rows = usable_rows(t.ds, t.condition or "none", t.ds.split_rows("train"))
+    if len(t.rows) < t.local_batch:
+        raise UserError(f"only {len(t.rows)} training covers for batch {batch}")
 
-    rows = usable_rows(ds, condition or "none", ds.split_rows("train"))
-    if len(rows) < local_batch:
-        raise UserError(f"only {len(rows)} training covers for batch {batch}")
-    G, D = spec.G.to(device), spec.D.to(device)
-    amp = cfg.amp and device.type == "cuda"
-    if device.type == "cuda" and cfg.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    G_ema = spec.make_G_ema().to(device) if spec.has_ema else None
-    opt_G, opt_D = spec.make_optimizers()
-    counters = new_counters()
 
+def restore(t: Training, resume: bool) -> None:
+    """Continue from the newest readable checkpoint (refusing other settings), or start fresh; then every rank
+    holds the same weights and its own RNG stream."""
+    ckpt_dir, out_dir = t.ckpt_dir, t.out_dir
     start_path = ck.resume_checkpoint(ckpt_dir) if resume else None  # all unreadable: UserError, nothing overwritten
-    if resume and start_path is None and (out_dir / SUMMARY).exists():
-        start_path = None  # nothing to resume from: start fresh
+    rng = None
     if start_path is not None:
-        state = ck.load_checkpoint(start_path)
-        ident = {"model": name, "dataset": ds.name, "condition": condition}
-        ident.update(eff, cond_dim=cond_dim, z_dim=spec.z_dim, hparams=spec.hparams)
-        check_resume_matches(out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if G_ema is not None and "G_ema" in state:
-            G_ema.load_state_dict(state["G_ema"])
-        ck.load_optimizer_state(opt_G, state["opt_G"])
-        ck.load_optimizer_state(opt_D, state["opt_D"])
-        spec.loss.load_state_dict(state["loss"])
-        counters.update({k: state["counters"][k] for k in counters if k in state["counters"]})
-        rng = state["rng"][d.rank] if d.rank < len(state["rng"]) else state["rng"][0]
+        rng = _load_state(t, ck.load_checkpoint(start_path))
     elif out_dir.exists() and ck.list_checkpoints(ckpt_dir) and not resume:
-        raise UserError(f"{out_dir} already holds a run of {name}: pass --resume to continue it, or use another --run")
-    else:
-        rng = None
-    broadcast_module(G, d)
-    broadcast_module(D, d)
-    if G_ema is not None:
-        broadcast_module(G_ema, d)
+        raise UserError(
+            f"{out_dir} already holds a run of {t.name}: pass --resume to continue it, or use another --run"
+        )
+    t.start_path = start_path
+    for module in (t.G, t.D, t.G_ema):
+        if module is not None:
+            broadcast_module(module, t.dist)
     if rng is not None:
-        ck.set_rng_state(rng, device)
+        ck.set_rng_state(rng, t.device)
     else:
-        torch.manual_seed(cfg.seed * 1000 + d.rank)
+        torch.manual_seed(t.cfg.seed * 1000 + t.dist.rank)
 
+
+def _load_state(t: Training, state: dict[str, Any]) -> Any:
+    """Load a checkpoint into the built networks, optimisers, loss and counters; returns this rank's RNG state."""
+    ident = {"model": t.name, "dataset": t.ds.name, "condition": t.condition}
+    ident.update(t.eff, cond_dim=t.cond_dim, z_dim=t.spec.z_dim, hparams=t.spec.hparams)
+    check_resume_matches(t.out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
+    t.G.load_state_dict(state["G"])
+    t.D.load_state_dict(state["D"])
+    if t.G_ema is not None and "G_ema" in state:
+        t.G_ema.load_state_dict(state["G_ema"])
+    ck.load_optimizer_state(t.opt_G, state["opt_G"])
+    ck.load_optimizer_state(t.opt_D, state["opt_D"])
+    t.spec.loss.load_state_dict(state["loss"])
+    t.counters.update({k: state["counters"][k] for k in t.counters if k in state["counters"]})
+    rank = t.dist.rank
+    return state["rng"][rank] if rank < len(state["rng"]) else state["rng"][0]
+
+
+def prepare_data(t: Training) -> None:
+    """The training batches, resuming at the batch the checkpoint stopped at."""
     from models.gans.train.data import training_loader
 
-    loader = training_loader(
-        ds,
-        res,
-        conditions,
-        rows,
-        batch=local_batch,
-        seed=cfg.seed,
-        rank=d.rank,
-        world=d.world,
-        start_batches=counters["batches"],
-        workers=cfg.workers,
+    t.loader = training_loader(
+        t.ds,
+        t.eff["res"],
+        t.conditions,
+        t.rows,
+        batch=t.local_batch,
+        seed=t.cfg.seed,
+        rank=t.dist.rank,
+        world=t.dist.world,
+        start_batches=t.counters["batches"],
+        workers=t.cfg.workers,
     )
-    cond_rows = grid_conditions(conditions, ds.genre_idx, 16) if conditions is not None else None
-    stats = StatsWriter(out_dir, enabled=d.is_main)
-    if d.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            out_dir / "train_config.json",
-            {
-                "model": name,
-                "gan": mid.gan,
-                "dataset": ds.name,
-                "condition": condition,
-                "cond_dim": cond_dim,
-                "z_dim": spec.z_dim,
-                "res": res,
-                "batch": batch,
-                "kimg": kimg,
-                "size": eff["size"],
-                "hparams": spec.hparams,
-                "world_size": d.world,
-                "device": str(device),
-                "amp_bf16": amp,
-                "seed": cfg.seed,
-            },
-        )
-        if start_path is not None:
-            stats.truncate_after(counters["images_seen"])
-    total = int(round(kimg * 1000))
-    stop_at = total if stop_after_kimg is None else min(total, int(round(stop_after_kimg * 1000)))
+
+
+def write_train_config(t: Training) -> None:
+    """``train_config.json`` (what the run is, for people and for resume checks); rank 0 only."""
+    t.stats = StatsWriter(t.out_dir, enabled=t.dist.is_main)
+    if not t.dist.is_main:
+        return
+    t.out_dir.mkdir(parents=True, exist_ok=True)
+    eff, spec = t.eff, t.spec
+    write_json_atomic(
+        t.out_dir / "train_config.json",
+        {
+            "model": t.name,
+            "gan": parse_model_id(t.name).gan,
+            "dataset": t.ds.name,
+            "condition": t.condition,
+            "cond_dim": t.cond_dim,
+            "z_dim": spec.z_dim,
+            "res": eff["res"],
+            "batch": eff["batch"],
+            "kimg": eff["kimg"],
+            "size": eff["size"],
+            "hparams": spec.hparams,
+            "world_size": t.dist.world,
+            "device": str(t.device),
+            "amp_bf16": t.amp,
+            "seed": t.cfg.seed,
+        },
+    )
+    if t.start_path is not None:
+        t.stats.truncate_after(t.counters["images_seen"])
+
+
+def run_iterations(t: Training) -> None:
+    """Iterate until the schedule (or ``stop_after_kimg``) is reached, logging, drawing and checkpointing on the
+    way at their kimg intervals."""
+    cfg, batch = t.cfg, t.eff["batch"]
+    stop_at = t.total if t.stop_after_kimg is None else min(t.total, int(round(t.stop_after_kimg * 1000)))
     every = {k: max(batch, int(round(getattr(cfg, f"{k}_kimg") * 1000))) for k in ("snapshot", "checkpoint", "log")}
-    window: Window = {}
-    t_window, n_window = time.perf_counter(), 0
-    t_start = time.perf_counter() - counters["train_seconds"]
-
-    def batches():
-        while True:
-            images, c = next(loader)
-            x = to_float(images.to(device, non_blocking=True))
-            if device.type == "cuda" and cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, (c.to(device, non_blocking=True) if conditional else None)
-
-    stepper = Stepper(
-        spec,
-        G,
-        D,
-        opt_G,
-        opt_D,
-        batch=batch,
-        local_batch=local_batch,
-        G_ema=G_ema,
-        dist=d,
-        amp=amp,
-        max_nonfinite=cfg.max_nonfinite,
-        compile=cfg.compile and device.type == "cuda",
-        counters=counters,
-    )
-    feed = batches()
-
-    def state_dict() -> dict[str, Any]:
-        from torch.distributed import all_gather_object, is_initialized
-
-        rng = ck.rng_state(device)
-        rngs = [rng]
-        if d.enabled and is_initialized():
-            rngs = [None] * d.world
-            all_gather_object(rngs, rng)
-        counters["train_seconds"] = time.perf_counter() - t_start
-        return {
-            "format": 1,
-            "model": mid.gan,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "G_ema": G_ema.state_dict() if G_ema is not None else {},
-            "opt_G": opt_G.state_dict(),
-            "opt_D": opt_D.state_dict(),
-            "loss": spec.loss.state_dict(),
-            "counters": dict(counters),
-            "rng": rngs,
-            "meta": json.dumps(
-                {
-                    "res": res,
-                    "cond_dim": cond_dim,
-                    "z_dim": spec.z_dim,
-                    "size": eff["size"],
-                    "hparams": spec.hparams,
-                    "condition": condition,
-                    "model_id": name,
-                }
-            ),
-        }
-
-    done_before = counters["images_seen"]
-    t_resume = time.perf_counter()
-    with progress_bar(f"train {name}", total) as bar:
-        bar.advance(done_before)
-        while counters["images_seen"] < stop_at:
-            seen0 = counters["images_seen"]
+    log = LogWindow()
+    t.t_start = time.perf_counter() - t.counters["train_seconds"]
+    cond_rows = grid_conditions(t.conditions, t.ds.genre_idx, 16) if t.conditions is not None else None
+    stepper = _stepper(t)
+    feed = _batches(t)
+    t.done_before = t.counters["images_seen"]
+    t.t_resume = time.perf_counter()
+    with progress_bar(f"train {t.name}", t.total) as bar:
+        bar.advance(t.done_before)
+        while t.counters["images_seen"] < stop_at:
+            seen0 = t.counters["images_seen"]
             for st in stepper.iteration(feed):
-                skipped = st.get("skipped")
-                for k, v in st.items():
-                    if k != "skipped":
-                        window.setdefault(k, []).append((v.detach().float().reshape(()), skipped))
-            seen = counters["images_seen"]
-            n_window += seen - seen0
+                log.add(st)
+            seen = t.counters["images_seen"]
+            log.n += seen - seen0
             bar.advance(seen - seen0)
             crossed = {k: seen // e > seen0 // e or seen >= stop_at for k, e in every.items()}
             if crossed["log"]:
                 stepper.sync_nonfinite()
-                dt = time.perf_counter() - t_window
-                row = {
-                    "images_seen": seen,
-                    "kimg": seen / 1000,
-                    "d_steps": counters["d_steps"],
-                    "g_steps": counters["g_steps"],
-                    "images_per_s": n_window / max(dt, 1e-9),
-                    "s_per_kimg": dt / max(n_window / 1000, 1e-9),
-                    "grad_norm/G": grad_norm(G),
-                    "grad_norm/D": grad_norm(D),
-                    "memory_mb": memory_mb(device),
-                    "nonfinite": counters["nonfinite"],
-                }
-                row.update(window_means(window))
-                stats.write(row)
-                window, t_window, n_window = {}, time.perf_counter(), 0
-            if crossed["snapshot"] and d.is_main:
-                snapshot_grid(G_ema or G, spec.z_dim, cond_rows, out_dir / "samples" / f"samples-{seen:09d}.png")
+                t.stats.write(log.row(t, seen))
+                log = LogWindow()
+            if crossed["snapshot"] and t.dist.is_main:
+                grid = t.out_dir / "samples" / f"samples-{seen:09d}.png"
+                snapshot_grid(t.G_ema or t.G, t.spec.z_dim, cond_rows, grid)
             if crossed["checkpoint"]:
                 stepper.sync_nonfinite()
-                for module in (G, D, G_ema):
-                    if module is not None:
-                        average_buffers(module, d)
-                state = state_dict()
-                if d.is_main:
-                    ck.save_checkpoint(state, ckpt_dir, seen, cfg.keep_checkpoints)
-                barrier(d)
+                save_checkpoint(t, seen)
     stepper.sync_nonfinite()
-    seconds = time.perf_counter() - t_start
-    finished = counters["images_seen"] >= total
-    rate = (counters["images_seen"] - done_before) / max(time.perf_counter() - t_resume, 1e-9)
-    result = TrainResult(name, out_dir, counters["images_seen"], finished, seconds, rate, counters["nonfinite"])
-    if d.is_main:
+
+
+class LogWindow:
+    """The per-step values since the last ``stats.jsonl`` line, the images they cover and when it began."""
+
+    def __init__(self) -> None:
+        self.values: Window = {}
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, step: dict[str, Any]) -> None:
+        skipped = step.get("skipped")
+        for k, v in step.items():
+            if k != "skipped":
+                self.values.setdefault(k, []).append((v.detach().float().reshape(()), skipped))
+
+    def row(self, t: Training, seen: int) -> dict[str, Any]:
+        dt = time.perf_counter() - self.t0
+        row = {
+            "images_seen": seen,
+            "kimg": seen / 1000,
+            "d_steps": t.counters["d_steps"],
+            "g_steps": t.counters["g_steps"],
+            "images_per_s": self.n / max(dt, 1e-9),
+            "s_per_kimg": dt / max(self.n / 1000, 1e-9),
+            "grad_norm/G": grad_norm(t.G),
+            "grad_norm/D": grad_norm(t.D),
+            "memory_mb": memory_mb(t.device),
+            "nonfinite": t.counters["nonfinite"],
+        }
+        row.update(window_means(self.values))
+        return row
+
+
+def _stepper(t: Training) -> Stepper:
+    cfg = t.cfg
+    return Stepper(
+        t.spec,
+        t.G,
+        t.D,
+        t.opt_G,
+        t.opt_D,
+        batch=t.eff["batch"],
+        local_batch=t.local_batch,
+        G_ema=t.G_ema,
+        dist=t.dist,
+        amp=t.amp,
+        max_nonfinite=cfg.max_nonfinite,
+        compile=cfg.compile and t.device.type == "cuda",
+        counters=t.counters,
+    )
+
+
+def _batches(t: Training):
+    """Endless (images in [-1, 1], condition or None) batches on the training device."""
+    channels_last = t.device.type == "cuda" and t.cfg.channels_last
+    while True:
+        images, c = next(t.loader)
+        x = to_float(images.to(t.device, non_blocking=True))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, (c.to(t.device, non_blocking=True) if t.conditions is not None else None)
+
+
+def save_checkpoint(t: Training, seen: int) -> None:
+    """Average replicated buffers, gather every rank's RNG and write the checkpoint (rank 0), then wait."""
+    for module in (t.G, t.D, t.G_ema):
+        if module is not None:
+            average_buffers(module, t.dist)
+    state = checkpoint_state(t)
+    if t.dist.is_main:
+        ck.save_checkpoint(state, t.ckpt_dir, seen, t.cfg.keep_checkpoints)
+    barrier(t.dist)
+
+
+def checkpoint_state(t: Training) -> dict[str, Any]:
+    """Everything a resume needs, as tensors and plain values (loadable with ``weights_only=True``)."""
+    from torch.distributed import all_gather_object, is_initialized
+
+    rng = ck.rng_state(t.device)
+    rngs = [rng]
+    if t.dist.enabled and is_initialized():
+        rngs = [None] * t.dist.world
+        all_gather_object(rngs, rng)
+    t.counters["train_seconds"] = time.perf_counter() - t.t_start
+    spec, eff = t.spec, t.eff
+    meta = {"res": eff["res"], "cond_dim": t.cond_dim, "z_dim": spec.z_dim, "size": eff["size"],
+            "hparams": spec.hparams, "condition": t.condition, "model_id": t.name}
+    return {
+        "format": 1,
+        "model": parse_model_id(t.name).gan,
+        "G": t.G.state_dict(),
+        "D": t.D.state_dict(),
+        "G_ema": t.G_ema.state_dict() if t.G_ema is not None else {},
+        "opt_G": t.opt_G.state_dict(),
+        "opt_D": t.opt_D.state_dict(),
+        "loss": spec.loss.state_dict(),
+        "counters": dict(t.counters),
+        "rng": rngs,
+        "meta": json.dumps(meta),
+    }
+
+
+def write_summary(t: Training) -> TrainResult:
+    """``summary.json`` (finished or not, how fast) and the result handed back to the caller."""
+    seen, counters = t.counters["images_seen"], t.counters
+    seconds = time.perf_counter() - t.t_start
+    finished = seen >= t.total
+    rate = (seen - t.done_before) / max(time.perf_counter() - t.t_resume, 1e-9)
+    result = TrainResult(t.name, t.out_dir, seen, finished, seconds, rate, counters["nonfinite"])
+    if t.dist.is_main:
+        checkpoints = ck.list_checkpoints(t.ckpt_dir)
         write_json_atomic(
-            out_dir / SUMMARY,
+            t.out_dir / SUMMARY,
             {
-                "model": name,
+                "model": t.name,
                 "finished": finished,
-                "images_seen": counters["images_seen"],
-                "kimg": kimg,
+                "images_seen": seen,
+                "kimg": t.eff["kimg"],
                 "train_seconds": seconds,
-                "images_per_s": counters["images_seen"] / max(seconds, 1e-9),
+                "images_per_s": seen / max(seconds, 1e-9),
                 "nonfinite": counters["nonfinite"],
-                "world_size": d.world,
-                "device": str(device),
-                "final_checkpoint": ck.list_checkpoints(ckpt_dir)[-1].name if ck.list_checkpoints(ckpt_dir) else None,
+                "world_size": t.dist.world,
+                "device": str(t.device),
+                "final_checkpoint": checkpoints[-1].name if checkpoints else None,
             },
         )
-    stats.close()
+    t.stats.close()
     return result

@@ -1,5 +1,7 @@
 """FIR resampling folded into the neighbouring dense convolution (``fir_impl="fold"``), by polyphase decomposition.
 
+The maths only; ``resample.py`` decides where it applies (the fold ``Resampler``'s 3x3 up/down convolutions).
+
 Why: on a GPU the [1, 3, 3, 1] filters of StyleGAN's up/down-sampling layers are depthwise convolutions, for which
 cuDNN has no fast channels_last bf16 path (layout transposes around every call took about a third of device time in
 our profiles). A linear filter next to a convolution can be merged with it, and the stride-2 result split by output
@@ -25,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .precision import fp32_math
+from ..precision import fp32_math
 
 _TAPS = (1.0, 3.0, 3.0, 1.0)
 
