@@ -215,6 +215,37 @@ class DatasetWriter:
         order). Unkept rows are dropped from the arrays. ``genres`` fixes the order of genre indices (default:
         sorted names seen).
         """
+        tracks = self._kept_tracks(tracks, rows)
+        genre_names = list(genres) if genres is not None else sorted(tracks["genre"].dropna().astype(str).unique())
+        tracks = self._complete_columns(tracks, genre_names, split)
+        rej = rejected if rejected is not None else empty_rejected()
+        self._write_tables(tracks, rej)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": self.dest.name,
+            "kind": kind,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "source": source,
+            "counts": _counts(tracks, genre_names, len(rej)),
+            "genres": genre_names,
+            "resolutions": self.resolutions,
+            "sample_rate": self.sample_rate,
+            "audio": self.has_audio,
+            "audio_samples": self.audio_samples,
+            "split": (split or SplitConfig()).model_dump(),
+            "split_warnings": self.warnings,
+            "attributes_available": [c for c in ATTRIBUTES if tracks[c].notna().any()],
+            "duplicates": duplicate_report(tracks),
+            "files": self._file_hashes(),
+            "versions": package_versions(),
+            **(extra or {}),
+        }
+        write_json_atomic(self.tmp.manifest, manifest)
+        self._move_into_place()
+        return self.dest
+
+    def _kept_tracks(self, tracks: pd.DataFrame, rows: np.ndarray | None) -> pd.DataFrame:
+        """The kept tracks, checked, with the arrays compacted to their rows."""
         tracks = tracks.reset_index(drop=True).copy()
         if rows is None:
             rows = np.arange(self.n)
@@ -234,12 +265,17 @@ class DatasetWriter:
             self._compact(rows)
             if audio_len is not None:
                 tracks["audio_len"] = audio_len
+        return tracks
+
+    def _complete_columns(
+        self, tracks: pd.DataFrame, genre_names: list[str], split: SplitConfig | None
+    ) -> pd.DataFrame:
+        """Every column of the format (absent ones unknown), genre indices, content hashes and the split."""
         for col in ("album_id", "artist_id", *NAME_COLUMNS):
             if col not in tracks.columns:
                 tracks[col] = None
         if "audio_len" not in tracks.columns:
             tracks["audio_len"] = self.audio_samples
-        genre_names = list(genres) if genres is not None else sorted(tracks["genre"].dropna().astype(str).unique())
         lookup = {g: i for i, g in enumerate(genre_names)}
         tracks["genre_idx"] = [lookup.get(g, -1) if isinstance(g, str) else -1 for g in tracks["genre"]]
         for col in ATTRIBUTES:  # an absent attribute column is unknown for every track
@@ -259,9 +295,12 @@ class DatasetWriter:
         tracks["row"] = np.arange(len(tracks))
         for col in ID_COLUMNS:
             tracks[col] = tracks[col].astype("string")
+        return tracks
+
+    def _write_tables(self, tracks: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        """tracks.parquet, rejected.csv, and the memory-mapped arrays flushed and closed."""
         tracks.to_parquet(self.tmp.tracks, index=False)
-        rej = rejected if rejected is not None else empty_rejected()
-        rej.to_csv(self.tmp.rejected, index=False)
+        rejected.to_csv(self.tmp.rejected, index=False)
         for arr in self._covers.values():
             arr.flush()
         if self._audio is not None:
@@ -269,36 +308,15 @@ class DatasetWriter:
         self._covers.clear()
         self._audio = None
 
-        files = {}
-        for path in sorted(self.tmp.root.iterdir()):
-            if path.is_file():
-                files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        split_counts = {s: int((tracks["split"] == s).sum()) for s in SPLITS}
-        per_genre = {
-            str(g): {s: int(((tracks["genre"] == g) & (tracks["split"] == s)).sum()) for s in SPLITS}
-            for g in genre_names
+    def _file_hashes(self) -> dict[str, dict[str, Any]]:
+        return {
+            path.name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+            for path in sorted(self.tmp.root.iterdir())
+            if path.is_file()
         }
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "name": self.dest.name,
-            "kind": kind,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": source,
-            "counts": {"tracks": len(tracks), "rejected": len(rej), "splits": split_counts, "genres": per_genre},
-            "genres": genre_names,
-            "resolutions": self.resolutions,
-            "sample_rate": self.sample_rate,
-            "audio": self.has_audio,
-            "audio_samples": self.audio_samples,
-            "split": (split or SplitConfig()).model_dump(),
-            "split_warnings": self.warnings,
-            "attributes_available": [c for c in ATTRIBUTES if tracks[c].notna().any()],
-            "duplicates": duplicate_report(tracks),
-            "files": files,
-            "versions": package_versions(),
-            **(extra or {}),
-        }
-        write_json_atomic(self.tmp.manifest, manifest)
+
+    def _move_into_place(self) -> None:
+        """Replace the destination with the finished folder in one rename (the old one removed afterwards)."""
         _fsync_dir(self.tmp.root)
         final = self.dest.root
         old = None
@@ -309,7 +327,16 @@ class DatasetWriter:
         _fsync_dir(final.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        return self.dest
+
+
+def _counts(tracks: pd.DataFrame, genre_names: list[str], rejected: int) -> dict[str, Any]:
+    """Tracks, rejected inputs, tracks per split and per genre and split, for the manifest."""
+    split_counts = {s: int((tracks["split"] == s).sum()) for s in SPLITS}
+    per_genre = {
+        str(g): {s: int(((tracks["genre"] == g) & (tracks["split"] == s)).sum()) for s in SPLITS}
+        for g in genre_names
+    }
+    return {"tracks": len(tracks), "rejected": rejected, "splits": split_counts, "genres": per_genre}
 
 
 def duplicate_report(tracks: pd.DataFrame, examples: int = 10) -> dict[str, Any]:

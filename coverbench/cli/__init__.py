@@ -1,1 +1,1 @@
-"""The ``bench`` command line: thin wrappers over library functions."""
+"""The ``bench`` command line: one thin module per command group over the library functions."""
