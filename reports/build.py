@@ -23,11 +23,12 @@ import yaml
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 
 from core import __version__
-from core.config.names import model_ids_in, ordered_model_ids
+from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.paths import RunPaths, configs_dir
 from core.progress import track
+from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS
 from reports import environment
 from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
 from reports.pictures import cover_grid, sample_strip
@@ -38,7 +39,8 @@ REJECTED_SHOWN = 200
 TRACKS_SHOWN = 25
 PAGES = (("index.html", "Leaderboard"), ("music.html", "Music as condition"), ("encoders.html", "Encoders"),
          ("data.html", "Data"), ("environment.html", "Environment"))  # fmt: skip
-ENCODER_ORDER = ("pca", "rnn", "autoencoder", "cnn", "genre", "attributes")
+# audio encoders first (the study's question), then the table-only conditions, then the optional pretrained ones
+ENCODER_ORDER = (*(n for n in AUDIO_ENCODERS if n in ENCODER_NAMES), *TABLE_ENCODERS, *OPTIONAL_ENCODERS)
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -424,7 +426,7 @@ def _music_rows(rows: list[dict[str, Any]], encoders: list[dict[str, Any]], run:
             "fjd": fjd.get("value"), "fjd_p": fjd.get("p_value"), "cfid": cfid.get("value"),
             "cfid_p": cfid.get("p_value"),
         })  # fmt: skip
-    order = [*ENCODER_ORDER, "musicnn"]
+    order = ENCODER_ORDER
     return sorted(blocks.values(), key=lambda b: (order.index(b["condition"]) if b["condition"] in order
                                                   else len(order), b["condition"]))
 

@@ -20,8 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+from core.config.names import GAN_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
+MODELS = GAN_NAMES
 
 
 def child_cpu() -> float:

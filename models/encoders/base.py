@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from core.config.names import CONDITION_NAMES
 from core.config.schema import EncodersConfig
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
@@ -74,6 +75,7 @@ OPTIONAL_ENCODERS: tuple[str, ...] = ("musicnn",)
 ENCODER_NAMES: tuple[str, ...] = tuple(n for n in _MODULES if n not in OPTIONAL_ENCODERS)
 # encoders that read only the tracks table, so they work on a covers-only dataset; every other one needs audio
 TABLE_ENCODERS: tuple[str, ...] = ("genre", "attributes")
+assert set(_MODULES) == set(CONDITION_NAMES), "every condition name (core.config.names) has one encoder"
 
 
 def encoder_class(name: str) -> type:
