@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
 from core.config.hparams import ARCHITECTURE_KEYS
 from core.config.names import parse_model_id
@@ -103,22 +106,22 @@ class Training:
     device: torch.device = torch.device("cpu")
     dist: Dist | None = None
     condition: str | None = None
-    conditions: Any = None  # (N, d) float32 condition per track, None when unconditional
+    conditions: np.ndarray | None = None  # (N, d) float32 condition per track, None when unconditional
     cond_dim: int = 0
     spec: GanSpec | None = None
     eff: dict[str, Any] = field(default_factory=dict)  # effective res, kimg, batch, size, hparams
     local_batch: int = 0
-    rows: Any = None  # training rows usable under the condition
-    G: Any = None
-    D: Any = None
-    G_ema: Any = None
-    opt_G: Any = None
-    opt_D: Any = None
+    rows: np.ndarray | None = None  # training rows usable under the condition
+    G: nn.Module | None = None
+    D: nn.Module | None = None
+    G_ema: nn.Module | None = None
+    opt_G: torch.optim.Optimizer | None = None
+    opt_D: torch.optim.Optimizer | None = None
     counters: dict[str, Any] = field(default_factory=new_counters)
     amp: bool = False
     start_path: Path | None = None  # the checkpoint resumed from
-    loader: Any = None
-    stats: Any = None
+    loader: Iterator | None = None  # endless (images, condition) batches
+    stats: StatsWriter | None = None
     t_start: float = 0.0
     done_before: int = 0  # images seen when this process started
     t_resume: float = 0.0
