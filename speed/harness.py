@@ -22,6 +22,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from core.devices import resolve_device
 from core.errors import UserError
 from models.gans.losses import StyleGANLoss
 from models.gans.registry import MODELS, build_gan
@@ -185,9 +186,7 @@ def bench_stepper(
         raise UserError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     if batch < 2:
         raise UserError("--batch must be >= 2")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda requested but CUDA is not available")
+    dev = resolve_device(device, hint="use --device cpu")
     on_cuda = dev.type == "cuda"
     amp, channels_last, compile = amp and on_cuda, channels_last and on_cuda, compile and on_cuda
     if on_cuda:

@@ -55,15 +55,6 @@ def test_guard_rules_on_recorded_numbers():
                                   "reason", "rule"}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions: one thread is faster than two that wait on each other on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("guard")

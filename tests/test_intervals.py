@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import coverbench.pipeline.evaluate as ev
 from core import paths
@@ -54,14 +53,6 @@ def test_purity_interval_contains_nmi_under_the_null(seed):
     assert r.interval[0] <= r.value <= r.interval[1]
     assert r.effect_interval[0] <= r.effect <= r.effect_interval[1]
     assert interval_violations(r.to_dict()) == []
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
