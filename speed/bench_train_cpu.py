@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="delete the run folder first")
     ap.add_argument("--perf", action="store_true", help="only per-model perf rates")
     a = ap.parse_args()
-    bench = [sys.executable, "-m", "coverbench.cli.app", "-q"]
+    bench = [sys.executable, "-m", "benchmark.cli.app", "-q"]
     if a.perf:
         for m in MODELS:
             out = Path(f"/tmp/perf-{m}.json")

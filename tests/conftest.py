@@ -29,7 +29,7 @@ def one_thread():
 
 def run_bench(*args: str) -> int:
     """``bench -q ARGS`` in-process; its exit status (0 when it returns normally)."""
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     try:
         main(["-q", *args])

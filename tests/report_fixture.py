@@ -100,12 +100,12 @@ def build_tiny_run(base: Path) -> TinyRun:
     """Build (once per process) the tiny run under ``base``."""
     if "run" in _cache:
         return _cache["run"]
+    from benchmark.pipeline.encode import encode
+    from benchmark.pipeline.evaluate import evaluate_model, evaluate_relationship
+    from benchmark.pipeline.train import write_run_config
     from core import paths
     from core.config import load_config
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.encode import encode
-    from coverbench.pipeline.evaluate import evaluate_model, evaluate_relationship
-    from coverbench.pipeline.train import write_run_config
     from models.gans.train.loop import train_gan
     from tests.conftest import make_tiny_dataset
 

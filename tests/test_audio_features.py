@@ -371,7 +371,7 @@ def test_worker_processes_give_the_same_table():
 
 
 def test_cli_extract_merge_and_bad_shard(capsys):
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     ds = build_dataset("cli", n=4, seconds=0.5, empty_rows=())
     root = os.environ[paths.DATA_ROOT_ENV]

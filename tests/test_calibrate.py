@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-import coverbench.pipeline.calibrate as cal
+import benchmark.pipeline.calibrate as cal
+from benchmark.cli.app import main
 from core import paths
 from core.config import load_config
 from core.errors import UserError
-from coverbench.cli.app import main
 from reports.check import check_thresholds, load_thresholds
 
 FIDS = {"dcgan_cond": [50, 52, 54, 56, 58], "dcgan": [40, 60, 80, 100, 120], "stylegan_cond": [60, 61, 62, 63, 64]}

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from benchmark.cli.app import main
 from core import paths
 from core.errors import UserError
-from coverbench.cli.app import main
 from reports.check import check_thresholds, collect_baseline, direction, load_thresholds, resolve
 
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from benchmark.cli.app import main
 from core import paths
-from coverbench.cli.app import main
 
 
 def run_cli(args, capsys):
@@ -74,7 +74,7 @@ def test_config_show_prints_yaml(capsys):
 def test_console_script_runs(tmp_path):
     """The installed entry point itself (a fresh process): usage errors are exit 2 too."""
     r = subprocess.run(
-        [sys.executable, "-m", "coverbench.cli.app", "data", "info", "missing"],
+        [sys.executable, "-m", "benchmark.cli.app", "data", "info", "missing"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -103,10 +103,10 @@ def test_a_folder_with_some_previews_still_rejects_the_tracks_that_lack_one(tmp_
 
 
 def test_probe_works_on_covers_only_and_audio_needs_refuse_in_one_line(tmp_path):
+    from benchmark.cli.app import main
+    from benchmark.pipeline.encode import encode
     from core.audio.extract import extract_features
     from core.data.info import probe_path
-    from coverbench.cli.app import main
-    from coverbench.pipeline.encode import encode
     from models.conditions import load_conditions
 
     import_dataset(colour_collection(tmp_path / "src"), paths.dataset("art"), CFG, SplitConfig(), workers=1)

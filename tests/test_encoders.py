@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmark.pipeline.encode import encode
 from core import paths
 from core.config import load_config
 from core.config.schema import SplitConfig
 from core.data.prepared import ATTRIBUTES, DatasetWriter, PreparedDataset
-from coverbench.pipeline.encode import encode
 from models.encoders.base import ENCODER_NAMES, encoder_class, load_encoder, read_state
 from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, load_embeddings, resolve_names
 from tests.conftest import REAL_AUDIO
@@ -230,7 +230,7 @@ def test_real_clips_give_finite_distinct_embeddings(encoded, tmp_path):
 
 
 def test_cli_encode_plain_encoders(world, capsys):
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     root = world.paths.root
     args = ["--data-root", str(root.parent), "-q", "encode", "--dataset", root.name, "--run", "cli"]

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-import coverbench.pipeline.evaluate as ev
+import benchmark.pipeline.evaluate as ev
 from core import paths
 from core.config import load_config
 from core.config.schema import SplitConfig, SynthConfig

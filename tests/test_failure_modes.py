@@ -239,7 +239,7 @@ def test_read_only_roots_are_one_line_before_any_work(tmp_path, monkeypatch, cap
         remount(runs)
         capsys.readouterr()
 
-        import coverbench.pipeline.evaluate as ev
+        import benchmark.pipeline.evaluate as ev
 
         calls = []
         monkeypatch.setattr(ev, "evaluate_model", lambda *a, **k: calls.append(a))

@@ -105,7 +105,7 @@ def test_features_refuse_non_uint8():
 def test_inception_precision_is_part_of_the_cache_key():
     """CUDA runs use TF32 convolutions, CPU runs fp32: their cached real features must never be mixed."""
     from core.config.schema import EvalConfig
-    from coverbench.pipeline.extractors import make_extractor
+    from metrics.features.extractors import make_extractor
 
     cpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cpu"))
     gpu = make_extractor(None, "inception", 32, EvalConfig(), torch.device("cuda"))  # built, never run

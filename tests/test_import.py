@@ -228,7 +228,7 @@ def test_genre_and_names_are_optional(tmp_path):
 
 
 def test_cli_summary_and_too_many_rejected(corpus, tmp_path, capsys):
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     data = tmp_path / "data"
     base = ["--data-root", str(data), "--quiet", "--preset", "cpu", "--set", "data.import.max_pixels=4000000"]

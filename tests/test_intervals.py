@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import coverbench.pipeline.evaluate as ev
+import benchmark.pipeline.evaluate as ev
 from core import paths
 from core.config import load_config
 from core.data.prepared import PreparedDataset

@@ -1,6 +1,6 @@
 """The house's shape, checked: three layers that import only downwards, short functions, scripts without path hacks.
 
-Layer 0 ``core`` (foundation), layer 1 ``models``, ``metrics``, ``reports``, layer 2 ``coverbench`` (CLI and
+Layer 0 ``core`` (foundation), layer 1 ``models``, ``metrics``, ``reports``, layer 2 ``benchmark`` (CLI and
 orchestration) and ``speed`` (benchmarks beside it). Every import counts, including the ones inside functions.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {"core": 0, "models": 1, "metrics": 1, "reports": 1, "coverbench": 2, "speed": 2}
+LAYERS = {"core": 0, "models": 1, "metrics": 1, "reports": 1, "benchmark": 2, "speed": 2}
 MAX_FUNCTION_LINES = 100
 
 
@@ -66,12 +66,12 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "core" / "ok.py").write_text("import numpy\nfrom core import errors\n")
-    (tmp_path / "metrics" / "lazy.py").write_text("def f():\n    from coverbench.pipeline import evaluate\n")
+    (tmp_path / "metrics" / "lazy.py").write_text("def f():\n    from benchmark.pipeline import evaluate\n")
     (tmp_path / "core" / "bad.py").write_text("from models.gans import registry\n")
     found = layer_violations(tmp_path)
     assert len(found) == 2
     assert found[0].startswith("core/bad.py:1: core (layer 0) imports models.gans")
-    assert found[1].startswith("metrics/lazy.py:2: metrics (layer 1) imports coverbench.pipeline")
+    assert found[1].startswith("metrics/lazy.py:2: metrics (layer 1) imports benchmark.pipeline")
 
 
 def test_no_function_over_the_limit():

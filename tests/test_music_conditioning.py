@@ -17,14 +17,14 @@ import pytest
 import torch
 from torch import nn
 
-import coverbench.pipeline.evaluate as ev
+import benchmark.pipeline.evaluate as ev
+from benchmark.pipeline.encode import encode
 from core import paths
 from core.config import load_config
 from core.config.schema import SplitConfig, SynthConfig
 from core.data.prepared import PreparedDataset
 from core.data.synth.world import synthesize_world
 from core.errors import UserError
-from coverbench.pipeline.encode import encode
 from models.conditions import load_conditions
 from tests.conftest import run_bench
 
@@ -142,7 +142,7 @@ def test_music_conditioned_gan_trains_and_evaluates_in_a_matrix(coupled, tmp_pat
     """train all: the encoders the matrix needs, then dcgan_cond under genre and under pca; evaluate all."""
     import shutil
 
-    from coverbench.pipeline.train import encoders_for, train_all
+    from benchmark.pipeline.train import encoders_for, train_all
 
     root = tmp_path / "w"
     shutil.copytree(coupled / "c1", root / "c1")

@@ -12,13 +12,13 @@ import json
 import numpy as np
 import pytest
 
+from benchmark.pipeline import power as pw
 from core import paths
 from core.config import load_config
 from core.config.schema import SplitConfig, SynthConfig
 from core.data.prepared import PreparedDataset
 from core.data.synth.world import synthesize_world
 from core.errors import UserError
-from coverbench.pipeline import power as pw
 from metrics.conditioning.stats import wilson_interval
 from metrics.conditioning.suite import SuiteSettings, conditioning_suite
 from metrics.conditioning.verdict import conditioning_verdict
@@ -33,7 +33,7 @@ def _cfg():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """4 genres, 400 tracks, covers coupled to their track; the attributes encoder (no training) in run 'r'."""
-    from coverbench.pipeline.encode import encode
+    from benchmark.pipeline.encode import encode
 
     root = tmp_path_factory.mktemp("power")
     paths.set_roots(root, root / "runs")
@@ -153,7 +153,7 @@ def test_continuous_condition_and_merge(world):
 
 
 def test_cli_runs_and_rejects_bad_strength(world, capsys):
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     base = ["--data-root", str(world), "--runs-root", str(world / "runs"), "-q", "--preset", "cpu", "power",
             "--run", "r", "--dataset", "pw", "--n", "100", "--seeds", "2", *sum((["--set", s] for s in SETS), [])]
@@ -203,7 +203,7 @@ def test_real_labelled_matches_evaluation(world, condition):
     """The power analysis sees the same labelled covers, classes and vectors as `bench evaluate`'s _labels step."""
     import torch
 
-    import coverbench.pipeline.evaluate as ev
+    import benchmark.pipeline.evaluate as ev
     from models.conditions import load_conditions
 
     paths.set_roots(world, world / "runs")
@@ -229,7 +229,7 @@ def test_false_positive_flag_and_cli_warning(tmp_path, monkeypatch, capsys):
             for n, y in ((200, 0.01), (1000, 0.03))]
     fp = pw.false_positive(rows, "genre")
     assert [f["exceeds_alpha"] for f in fp] == [False, True]
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     doc = {"alpha": 0.01, "rows": rows, "conditions": {"genre": {
         "family": ["accuracy", "purity"], "n_permutations": 400, "false_positive": fp, "left_out": {"cas": "x"},

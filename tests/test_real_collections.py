@@ -73,7 +73,7 @@ def simple_tracks(n: int, genres: tuple[str, ...] = ("pop", "rock", "jazz"), per
 
 
 def test_import_without_attribute_columns_and_attributes_condition_says_unavailable(tmp_path):
-    from coverbench.pipeline.encode import encode
+    from benchmark.pipeline.encode import encode
     from models.conditions import load_conditions
 
     src = write_collection(tmp_path / "src", simple_tracks(12))
@@ -291,9 +291,9 @@ def _planted_embeddings(ds: PreparedDataset, run, name: str = "pca") -> np.ndarr
 
 
 def test_data_probe_cli_writes_probe_json_and_evaluate_reuses_it(tmp_path, monkeypatch):
+    from benchmark.cli.app import main
+    from benchmark.pipeline.evaluate import evaluate_relationship
     from core.data.info import probe_path, read_probe
-    from coverbench.cli.app import main
-    from coverbench.pipeline.evaluate import evaluate_relationship
     from metrics.features import color
 
     make_tiny_dataset(n=48)
@@ -421,7 +421,7 @@ def test_sample_strip_is_the_first_column_of_the_grid(tmp_path):
 
 
 def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe(tmp_path):
-    from coverbench.pipeline.probe import probe_dataset
+    from benchmark.pipeline.probe import probe_dataset
     from reports.build import build_report
     from tests.test_report import Page, _text
 
@@ -450,7 +450,7 @@ def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe
 
 def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_only():
     """The default extractor, end to end on 15 covers (Inception runs ~1-12 covers/s on a CPU)."""
-    from coverbench.pipeline.probe import probe_dataset
+    from benchmark.pipeline.probe import probe_dataset
     from metrics.features.inception import inception_features
 
     make_tiny_dataset(n=15, genres=("a", "b", "c"), res=(16, 32))
@@ -467,7 +467,7 @@ def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_
 
 
 def test_an_empty_split_is_one_clear_line_at_evaluation_not_an_empty_feature_array():
-    from coverbench.pipeline.extractors import make_extractor, real_features
+    from metrics.features.extractors import make_extractor, real_features
 
     make_tiny_dataset(n=6, genres=("a", "b"))
     ds = PreparedDataset.open("tiny")

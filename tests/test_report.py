@@ -292,7 +292,7 @@ def test_thresholds_marked_pass_and_fail(tiny_run, tmp_path, no_preset_threshold
 
 
 def test_report_cli(tiny_run, tmp_path, monkeypatch, capsys, no_preset_thresholds):
-    from coverbench.cli.app import main
+    from benchmark.cli.app import main
 
     root = tiny_run.copy_run(tmp_path / "runs2")
     monkeypatch.setenv("COVERBENCH_RUNS_ROOT", str(root.parent))

@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchmark.cli.app import main
 from core import paths
 from core.config.schema import SplitConfig, SynthConfig
 from core.data.prepared import PreparedDataset
@@ -20,7 +21,6 @@ from core.data.synth.covers import COVER_ATTRS, render_cover
 from core.data.synth.export import CSV_COLUMNS, export_world
 from core.data.synth.world import GENRE_NAMES, synthesize_world, world_plan
 from core.errors import UserError
-from coverbench.cli.app import main
 
 
 def synth(name: str, workers: int = 1, root=None, **kw) -> PreparedDataset:

@@ -95,7 +95,7 @@ def test_resume_reproduces_uninterrupted_run(name):
 
 
 def _bench(*args: str) -> list[str]:
-    return [sys.executable, "-m", "coverbench.cli.app", "-q", *args]
+    return [sys.executable, "-m", "benchmark.cli.app", "-q", *args]
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):

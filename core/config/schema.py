@@ -226,7 +226,9 @@ class EvalConfig(Strict):
     """Evaluation (``bench evaluate``): sample sizes, feature extractor, statistics."""
 
     n: int = Field(2000, ge=20, description="generated covers per model")
-    features: Literal["covernet", "inception"] = "covernet"
+    features: str = Field(
+        "covernet", description="feature extractor: covernet, inception, colour, file:PATH.pt or a registered name"
+    )
     seed: int = 0
     batch: int = Field(256, ge=1)
     n_permutations: int = Field(2000, ge=100)
@@ -249,6 +251,14 @@ class EvalConfig(Strict):
     @classmethod
     def _models(cls, v: list[str]) -> list[str]:
         return _model_ids(v)
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: str) -> str:
+        scheme, sep, arg = v.partition(":")
+        if not scheme.isidentifier() or (sep and not arg):
+            raise ValueError(f"{v!r}: a registered extractor name (covernet, inception, colour) or file:PATH.pt")
+        return v
 
 
 class Config(Strict):

@@ -8,10 +8,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
 from core.config.names import GAN_NAMES, parse_model_id
 from core.storage import check_writable
-from coverbench.cli import common
 
 ModelArg = Annotated[
     str, typer.Argument(help=f"one of {', '.join(GAN_NAMES)}, a gan+condition id (stylegan_cond+cnn), or all")
@@ -44,8 +44,8 @@ def train(
     the others in the run). Flags (--kimg, --res, --batch) apply to every model they concern and beat per-model
     preset values; --set still beats flags. `all` skips finished models and resumes interrupted ones.
     """
+    from benchmark.pipeline.train import train_all, write_run_config
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.train import train_all, write_run_config
     from models.gans.train.distributed import close_process_group, is_main_process
 
     if model != "all":
@@ -65,7 +65,7 @@ def train(
         if model == "all":
             rows = train_all(ds, run_paths, cfg, encoders=encoders, stop_after_kimg=stop_after_kimg)
         else:
-            from coverbench.pipeline.train import StageResult
+            from benchmark.pipeline.train import StageResult
             from models.gans.train.loop import train_gan
 
             write_run_config(run_paths, cfg)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from benchmark.cli import common
 from core.config.load import dump_config
-from coverbench.cli import common
 
 app = typer.Typer(help="Inspect the resolved configuration.", no_args_is_help=True)
 

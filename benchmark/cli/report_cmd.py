@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from benchmark.cli import common
 from core import paths
-from coverbench.cli import common
 
 
 def report(

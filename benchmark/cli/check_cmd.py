@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
 from core.errors import UserError
-from coverbench.cli import common
 
 
 def check(

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core.config.schema import GAN_NAMES
-from coverbench.cli import common
 
 app = typer.Typer(help="Measure speed: training throughput of the GANs.", no_args_is_help=True)
 

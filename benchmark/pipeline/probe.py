@@ -71,7 +71,7 @@ def _cover_features(
     """(rows, their cached features, extractor, resolution, which covers)."""
     import torch
 
-    from coverbench.pipeline.extractors import make_extractor, real_features
+    from metrics.features.extractors import make_extractor, real_features
 
     if features not in FEATURES:
         raise UserError(f"unknown probe features {features!r}: choose one of {', '.join(FEATURES)}")

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
-from coverbench.cli import common
 
 app = typer.Typer(help="Create, import and inspect prepared datasets.", no_args_is_help=True)
 
@@ -128,9 +128,9 @@ def probe(
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
 ) -> None:
     """Is there a cover <-> music relationship to learn? Probe real covers, no model needed (writes probe.json)."""
+    from benchmark.pipeline.probe import probe_dataset, probe_table
     from core.data.info import probe_path
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.probe import probe_dataset, probe_table
 
     ds = PreparedDataset.open(name)
     out = probe_dataset(ds, features, folds, n_permutations=permutations, seed=seed)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from coverbench.cli import common
+from benchmark.cli import common
 
 app = typer.Typer(help="Extract and merge per-track audio features (FMA statistics + rhythm).", no_args_is_help=True)
 

@@ -1,4 +1,4 @@
-"""``bench power``: how often the verdict says "yes" for partial-oracle covers (see coverbench/pipeline/power.py)."""
+"""``bench power``: how often the verdict says "yes" for partial-oracle covers (see benchmark/pipeline/power.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
 from core.errors import UserError
-from coverbench.cli import common
 
 STRENGTH_HELP = "strengths q in [0, 1], comma-separated: the chance a cover is the asked track's own"
 
@@ -28,8 +28,8 @@ def power(
     set_: common.SetOpt = None,
 ) -> None:
     """Power and false-positive rate of the conditioning verdict, from real covers: no training."""
+    from benchmark.pipeline import power as pw
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline import power as pw
 
     strengths, sizes = pw.parse_strengths(strength), pw.parse_sizes(n)
     cfg = common.config(preset, set_, common.drop_none({"run": run}))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config.names import is_categorical
-from core.config.schema import EvalConfig
+from benchmark.pipeline.labels import real_labelled
+from core.config.names import is_categorical, model_ids_in, ordered_model_ids, parse_model_id
+from core.config.schema import Config, EvalConfig
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
 from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
+from core.paths import dataset as dataset_paths
 from core.progress import progress_bar
 from core.storage import check_writable, staged_outputs
-from coverbench.pipeline.extractors import Extractor, make_extractor, real_features
-from coverbench.pipeline.labels import real_labelled
 from metrics.conditioning import ConditionClusters, conditioning_verdict
 from metrics.conditioning.stats import TestResult
 from metrics.conditioning.suite import ConditioningData, SuiteSettings, conditioning_suite
@@ -48,6 +48,7 @@ from metrics.distribution.fid import fid
 from metrics.distribution.intra_fid import intra_fid
 from metrics.distribution.kid import kid
 from metrics.distribution.prdc import prdc
+from metrics.features.extractors import Extractor, make_extractor, real_features
 from metrics.features.guard import GuardResult, extractor_guard
 from metrics.tsne import save_tsne_plots, tsne_analysis
 from models.conditions import load_conditions
@@ -366,7 +367,7 @@ def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *
     probe here with ``cfg.features`` (covernet scores val+test covers only, never the covers it was fit on)
     and this run's audio embeddings.
     """
-    from coverbench.pipeline.probe import probe_dataset, read_probe
+    from benchmark.pipeline.probe import probe_dataset, read_probe
 
     probe = read_probe(ds)
     source = "bench data probe (data/<name>/probe.json)"
@@ -381,6 +382,51 @@ def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *
     (run.root / "eval").mkdir(parents=True, exist_ok=True)
     write_json_atomic(run.root / "eval" / "relationship.json", out)
     return out
+
+
+def models_to_evaluate(run: RunPaths, cfg: Config, model: str = "all") -> list[str]:
+    """The trained models ``model`` names in ``run`` (``all``: the config's list, else every trained one)."""
+    if model == "all":
+        names = cfg.eval.models or ordered_model_ids(model_ids_in(run.root / "models"), cfg.train.models)
+    else:
+        names = [parse_model_id(model).name]
+    trained = [m for m in names if (run.model(m) / "checkpoints").is_dir()]
+    if model != "all" and not trained:
+        raise UserError(
+            f"no trained {model!r} in run {run.name!r} (train it with `bench train {model} --run {run.name}`)"
+        )
+    if not trained:
+        raise UserError(f"run {run.name!r} has no trained models (run `bench train all --run {run.name}`)")
+    return trained
+
+
+def trained_on(run: RunPaths, model: str) -> str:
+    """The dataset ``model`` was trained on, as its training recorded it."""
+    return json.loads((run.model(model) / "train_config.json").read_text())["dataset"]
+
+
+def evaluate_run(
+    run: RunPaths, cfg: Config, models: Sequence[str] | str = "all", *, dataset: str | None = None,
+    announce: Callable[[str, PreparedDataset], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate ``models`` of ``run`` (``all``: every trained one), then the relationship probe on the data.
+
+    Every output folder and feature cache is checked writable before any computing; ``announce(model, dataset)``
+    is called before each model (the CLI prints a line).
+    """
+    names = models_to_evaluate(run, cfg, models) if isinstance(models, str) else list(models)
+    for m in names:  # fail now, not after all the computing, when results or feature caches cannot be written
+        check_writable(run.eval(m), "evaluation folder")
+        check_writable(dataset_paths(dataset or trained_on(run, m)).cache_dir, "the dataset's feature cache")
+    results, ds = [], None
+    for m in names:
+        ds = PreparedDataset.open(dataset or trained_on(run, m))
+        if announce is not None:
+            announce(m, ds)
+        results.append(evaluate_model(ds, run, m, cfg.eval, device_kind=cfg.device))
+    if ds is not None:
+        evaluate_relationship(ds, run, cfg.eval, device_kind=cfg.device)
+    return results
 
 
 def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:

@@ -10,10 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from core import __version__, paths, progress
-from core.errors import UserError
-from core.storage import disk_error_line
-from coverbench.cli import (
+from benchmark.cli import (
     calibrate_cmd,
     check_cmd,
     config_cmd,
@@ -26,7 +23,10 @@ from coverbench.cli import (
     report_cmd,
     train_cmd,
 )
-from coverbench.cli.common import PresetOpt, SetOpt, err_console, state
+from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
+from core import __version__, paths, progress
+from core.errors import UserError
+from core.storage import disk_error_line
 
 app = typer.Typer(
     name="bench",

@@ -55,7 +55,7 @@ MIN_SEEDS = 2
 METRICS_FILE = "metrics.json"
 
 RULE = f"""\
-Bounds follow from the spread over the seeds (mean m, sample sd s, min, max), by coverbench/pipeline/calibrate.py:
+Bounds follow from the spread over the seeds (mean m, sample sd s, min, max), by benchmark/pipeline/calibrate.py:
   fid max                                = max + max({FID_SD_FACTOR:g} s, {FID_REL_FLOOR:g} m)
   conditional: verdict equals "yes"      only if every seed said "yes" (else no verdict bound, and a warning)
   conditional: accuracy min              = max(null + margin, min - {ACC_SD_FACTOR:g} s), never above the lowest seen
@@ -290,19 +290,14 @@ def seed_config(cfg: Config, seed: int, run_prefix: str) -> Config:
 
 def train_and_evaluate(cfg: Config) -> None:
     """The cpu pipeline for one seed: ``train all`` then ``evaluate all`` (the only calls into training/evaluation)."""
-    from core.config.names import model_ids_in, ordered_model_ids
+    from benchmark.pipeline.evaluate import evaluate_model, models_to_evaluate, trained_on
+    from benchmark.pipeline.train import train_all
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.evaluate import evaluate_model
-    from coverbench.pipeline.train import train_all
 
     rp = paths.run(cfg.run)
     train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
-    # as `bench evaluate --model all`: the config's list, else every trained model of the run
-    for m in cfg.eval.models or ordered_model_ids(model_ids_in(rp.root / "models"), cfg.train.models):
-        if not (rp.model(m) / "checkpoints").is_dir():
-            continue
-        name = json.loads((rp.model(m) / "train_config.json").read_text())["dataset"]
-        evaluate_model(PreparedDataset.open(name), rp, m, cfg.eval, device_kind=cfg.device)
+    for m in models_to_evaluate(rp, cfg):  # as `bench evaluate --model all`
+        evaluate_model(PreparedDataset.open(trained_on(rp, m)), rp, m, cfg.eval, device_kind=cfg.device)
 
 
 def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
-from coverbench.cli import common
 
 
 def encode(
@@ -33,8 +33,8 @@ def encode(
     set_: common.SetOpt = None,
 ) -> None:
     """Fit encoders on the train split and write runs/<run>/encoders/<name>/ (model, embeddings, eval.json)."""
+    from benchmark.pipeline.encode import encode as encode_all
     from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.encode import encode as encode_all
     from models.encoders.store import resolve_names
 
     values = {"run": run, "data": {"name": dataset, "workers": workers}, "encoders": {"dim": dim}}

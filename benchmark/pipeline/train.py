@@ -83,7 +83,7 @@ def train_all(
     out: list[StageResult] = []
     todo = [e for e in encoders_for(cfg, encoders) if e != "attributes" or ds.attributes_available]
     if todo and is_main_process():
-        from coverbench.pipeline.encode import encode
+        from benchmark.pipeline.encode import encode
 
         for name in todo:
             t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""``bench calibrate``: a thresholds file from the spread of N seeds (see coverbench/pipeline/calibrate.py)."""
+"""``bench calibrate``: a thresholds file from the spread of N seeds (see benchmark/pipeline/calibrate.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from coverbench.cli import common
+from benchmark.cli import common
 
 
 def calibrate(
@@ -26,7 +26,7 @@ def calibrate(
     set_: common.SetOpt = None,
 ) -> None:
     """Train and evaluate seeds 0..N-1 (or read their runs), then write bounds that follow from the spread."""
-    from coverbench.pipeline import calibrate as cal
+    from benchmark.pipeline import calibrate as cal
 
     cfg = common.config(preset, set_)
 

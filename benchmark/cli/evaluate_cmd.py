@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark.cli import common
 from core import paths
-from core.config.names import model_ids_in, ordered_model_ids, parse_model_id
-from core.errors import UserError
-from core.storage import check_writable
-from coverbench.cli import common
 
 
 def evaluate(
@@ -23,44 +19,24 @@ def evaluate(
     run: Annotated[str | None, typer.Option("--run", help="run name (default: the config's run)")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the one it trained on)")] = None,
     n: Annotated[int | None, typer.Option("--n", min=20, help="generated covers per model")] = None,
-    features: Annotated[str | None, typer.Option("--features", help="inception or covernet")] = None,
+    features: Annotated[
+        str | None, typer.Option("--features", help="covernet, inception, colour or file:PATH.pt")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="evaluation seed")] = None,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
-    from core.data.prepared import PreparedDataset
-    from coverbench.pipeline.evaluate import evaluate_model, evaluate_relationship
+    from benchmark.pipeline.evaluate import evaluate_run
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
     rp = paths.run(cfg.run)
-    if model == "all":
-        names = cfg.eval.models or ordered_model_ids(model_ids_in(rp.root / "models"), cfg.train.models)
-    else:
-        names = [parse_model_id(model).name]
-    trained = [m for m in names if (rp.model(m) / "checkpoints").is_dir()]
-    if model != "all" and not trained:
-        raise UserError(
-            f"no trained {model!r} in run {rp.name!r} (train it with `bench train {model} --run {rp.name}`)"
-        )
-    if not trained:
-        raise UserError(f"run {rp.name!r} has no trained models (run `bench train all --run {rp.name}`)")
-    for m in trained:  # fail now, not after all the computing, when results or feature caches cannot be written
-        check_writable(rp.eval(m), "evaluation folder")
-        name = dataset or json.loads((rp.model(m) / "train_config.json").read_text())["dataset"]
-        check_writable(paths.dataset(name).cache_dir, "the dataset's feature cache")
-    results = []
-    ds = None
-    for m in trained:
-        name = dataset or json.loads((rp.model(m) / "train_config.json").read_text())["dataset"]
-        ds = PreparedDataset.open(name)
-        common.console.print(
-            f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features if not features else features})"
-        )
-        results.append(evaluate_model(ds, rp, m, cfg.eval, device_kind=cfg.device))
-    if ds is not None:
-        evaluate_relationship(ds, rp, cfg.eval, device_kind=cfg.device)
+
+    def announce(m: str, ds) -> None:
+        common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
+
+    results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
     print_leaderboard(results)
     common.console.print(f"metrics in {escape(str(rp.root / 'eval'))}")
 

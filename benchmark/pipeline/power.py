@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmark.pipeline.labels import RealLabelled, real_labelled
 from core.config.names import is_categorical
 from core.config.schema import EvalConfig
 from core.data.prepared import PreparedDataset
@@ -35,7 +36,6 @@ from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
-from coverbench.pipeline.labels import RealLabelled, real_labelled
 from metrics.conditioning import ConditionClassifier, conditioning_verdict
 from metrics.conditioning.stats import TestResult, wilson_interval
 from metrics.conditioning.suite import (
@@ -252,7 +252,7 @@ def power_analysis(
     """Sweep strengths x sizes x seeds for one condition at cover size ``res`` (default: the smallest the dataset
     holds); merge into ``runs/<run>/eval/power.json``."""
     from core.devices import pick_device
-    from coverbench.pipeline.extractors import make_extractor, real_features
+    from metrics.features.extractors import make_extractor, real_features
     from metrics.features.guard import extractor_guard
     from models.conditions import load_conditions
 

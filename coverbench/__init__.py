@@ -1,7 +1,0 @@
-"""The application layer: the ``bench`` CLI (``coverbench.cli``) and the one orchestration package
-(``coverbench.pipeline``) that orders the stages (encode, train, evaluate, probe, power, calibrate, report) over
-``models``, ``metrics`` and ``reports``, which in turn stand on ``core``."""
-
-from core import __version__
-
-__all__ = ["__version__"]
