@@ -123,8 +123,10 @@ class RunPaths:
 
 
 def dataset(name: str) -> DatasetPaths:
+    """The files of prepared dataset ``name`` under the data root."""
     return DatasetPaths(data_root() / check_name(name, "dataset name"))
 
 
 def run(name: str) -> RunPaths:
+    """The folders of run ``name`` under the runs root."""
     return RunPaths(runs_root() / check_name(name, "run name"))

@@ -30,7 +30,7 @@ from core.paths import RunPaths, configs_dir
 from core.progress import track
 from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS
 from reports import environment
-from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
+from reports.check import Bound, CheckResult, evaluate_bound, external_models, load_thresholds
 from reports.pictures import cover_grid, sample_strip
 from reports.plots import power_curves, read_stats, training_curves
 
@@ -136,7 +136,7 @@ def _seeds(tree: Any, prefix: str = "") -> dict[str, Any]:
 def _model_names(run: RunPaths, config: dict[str, Any]) -> list[str]:
     """Models with a training folder or an evaluation, in the config's order, then the rest sorted."""
     found = model_ids_in(run.root / "models") | model_ids_in(run.root / "eval")
-    return ordered_model_ids(found, list((config.get("train") or {}).get("models") or []))
+    return ordered_model_ids(found, list((config.get("train") or {}).get("models") or [])) + external_models(run)
 
 
 class _Images:
@@ -316,6 +316,9 @@ def _model_page(
     if doc is None:
         row.update(verdict=None)
         return ctx, row
+    external = doc.get("source", "toolkit") != "toolkit"  # judged from outside: no training folder to show
+    ctx.update(external=external, source=doc.get("source", "toolkit"))
+    row.update(external=external)
     m = doc.get("metrics") or {}
 
     def val(key: str) -> Any:

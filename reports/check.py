@@ -17,7 +17,11 @@ listed with no checks, and a key given twice (YAML would silently keep the last 
 A model without ``metrics.json`` is a failed check, not a malformed file, and so is every bound of a model whose
 evaluation was refused (``refused``: the feature-extractor guard's one-line reason; its FID would mean nothing).
 Model names are coverbench's GANs, or a GAN with a ``+suffix`` (``stylegan_cond+pca``: one evaluation folder per
-conditioning source).
+conditioning source). Models judged from outside the toolkit (``bench evaluate --samples``, ``evaluate_images``)
+go under an ``external:`` key, so a typo in a toolkit model's name is still caught::
+
+    external:
+      my_gan: {verdict.conditioning_works: {equals: "yes"}}
 
 Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
 baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
@@ -126,6 +130,47 @@ def is_model_name(name: Any) -> bool:
     return isinstance(name, str) and is_model_id(name)
 
 
+EXTERNAL_KEY = "external"  # thresholds: models judged from outside the toolkit are listed under this key
+
+
+def is_external_name(name: Any) -> bool:
+    """A name an outside model may have in a run (a plain folder name that is not a toolkit model id)."""
+    from core.paths import check_name
+
+    if not isinstance(name, str) or is_model_name(name):
+        return False
+    try:
+        check_name(name)
+    except UserError:
+        return False
+    return True
+
+
+def external_models(run: RunPaths) -> list[str]:
+    """Evaluation folders of models judged from outside the toolkit (``source`` other than ``toolkit``)."""
+    root = run.root / "eval"
+    out = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if d.is_dir() and is_external_name(d.name) and (d / METRICS_FILE).is_file():
+            doc = read_metrics(run, d.name)
+            if isinstance(doc, dict) and doc.get("source", "toolkit") != "toolkit":
+                out.append(d.name)
+    return out
+
+
+def _expand_external(tree: dict, source: str) -> tuple[dict, set[str]]:
+    """Lift the ``external:`` block's models to the top level (their names are not toolkit ids)."""
+    if EXTERNAL_KEY not in tree:
+        return tree, set()
+    block = tree[EXTERNAL_KEY]
+    if not isinstance(block, dict) or not block:
+        raise UserError(f"{source}: {EXTERNAL_KEY}: must map outside models' names to their checks")
+    bad = [n for n in block if not is_external_name(n) or n in tree]
+    if bad:
+        raise UserError(f"{source}: {EXTERNAL_KEY}: {bad[0]!r} is not a name an outside model can have in a run")
+    return {**{k: v for k, v in tree.items() if k != EXTERNAL_KEY}, **block}, set(block)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a mapping key given twice (plain YAML keeps the last, silently)."""
 
@@ -151,8 +196,9 @@ def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bo
     if not isinstance(tree, dict):
         raise UserError(f"{source}: expected a mapping of model -> {{metric: {{min, max, equals}}}}")
     out: dict[str, list[Bound]] = {}
+    tree, externals = _expand_external(tree, source)
     for model, block in tree.items():
-        if not is_model_name(model):
+        if not is_model_name(model) and model not in externals:
             raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)}, or GAN_cond+condition)")
         if block is None or block == {}:
             raise UserError(f"{source}: {model} is listed with no checks: give at least one, e.g. fid: {{max: 100}}")
@@ -289,7 +335,8 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
     models: dict[str, dict[str, float]] = {}
     eval_root = run.root / "eval"
     for d in sorted(eval_root.iterdir()) if eval_root.is_dir() else []:
-        doc = read_metrics(run, d.name) if d.is_dir() and is_model_name(d.name) else None
+        known = is_model_name(d.name) or d.name in external_models(run)
+        doc = read_metrics(run, d.name) if d.is_dir() and known else None
         if doc is None:
             continue
         vals = {

@@ -207,3 +207,48 @@ def test_bad_conditions_are_one_line_errors(coupled, tmp_path):
     with pytest.raises(UserError, match="dcgan is unconditional"):
         load_config("cpu", ["train.models=[dcgan+pca]"])
     paths.set_roots(None, None)
+
+
+def _judged_numbers(doc: dict) -> dict:
+    """Every test and metric that does not need to generate again (sensitivity and the regenerated null do)."""
+    out = {}
+    for key, entry in doc["metrics"].items():
+        if key in ("sensitivity", "tsne"):
+            continue
+        entry = dict(entry)
+        details = dict(entry.pop("details", None) or {})
+        details.pop("accuracy_shuffled_generator", None)
+        out[key] = {**entry, "details": details}
+    return out
+
+
+def test_exported_covers_judged_as_images_give_bench_evaluates_numbers(coupled, tmp_path):
+    """A trained dcgan_cond+pca: `bench export` 500 covers with their manifest, judge them with evaluate_images
+    (the folder path), and every number that does not need z equals `bench evaluate`'s, exactly."""
+    import shutil
+
+    import benchmark
+    from models.gans.train.loop import train_gan
+
+    root = tmp_path / "w"
+    shutil.copytree(coupled / "c1", root / "c1")
+    shutil.copytree(coupled / "runs" / "c1", root / "runs" / "c1")  # the encoders (pca) of the world
+    paths.set_roots(root, root / "runs")
+    ds, run = PreparedDataset.open("c1"), paths.run("c1")
+    train_sets = ["train.kimg=0.25", "train.batch=16", "train.snapshot_kimg=0.25", "train.checkpoint_kimg=0.25"]
+    cfg = load_config("cpu", [*EVAL_SET, *train_sets, "run=c1", "eval.n=500"])
+    train_gan(ds, run, "dcgan_cond+pca", cfg.train)
+    via_bench = ev.evaluate_model(ds, run, "dcgan_cond+pca", cfg.eval, device_kind="cpu")
+    roots = ["--data-root", str(root), "--runs-root", str(root / "runs")]
+    out = tmp_path / "covers"
+    assert run_bench(*roots, "--preset", "cpu", *_sets(EVAL_SET), "export", "--model", "dcgan_cond+pca", "--n",
+                     "500", "--out", str(out), "--run", "c1") == 0  # fmt: skip
+    assert len(list(out.glob("*.png"))) == 500
+    judged = benchmark.evaluate_images(out, out / "manifest.csv", ds, condition="pca", run=run, name="exported",
+                                       cfg=cfg.eval, device="cpu")  # fmt: skip
+    assert via_bench["condition_kind"] == judged["condition_kind"] == "continuous"
+    assert _judged_numbers(judged) == _judged_numbers(via_bench)
+    assert {"fid", "kid", "conditional_accuracy", "purity", "cas", "retrieval", "fjd", "cfid", "intra_fid",
+            "per_condition"} <= set(_judged_numbers(judged))  # fmt: skip
+    assert "sensitivity" in via_bench["metrics"] and "z_id groups" in judged["skipped"]["sensitivity"]
+    paths.set_roots(None, None)

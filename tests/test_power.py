@@ -200,26 +200,26 @@ def test_report_draws_power_curves_and_escapes(tmp_path):
 
 @pytest.mark.parametrize("condition", ["genre", "attributes"])
 def test_real_labelled_matches_evaluation(world, condition):
-    """The power analysis sees the same labelled covers, classes and vectors as `bench evaluate`'s _labels step."""
+    """The power analysis sees the same labelled covers, classes and vectors as `bench evaluate`'s real side."""
     import torch
 
-    import benchmark.pipeline.evaluate as ev
+    from benchmark.pipeline.judge import real_side
+    from benchmark.pipeline.labels import labelled_test_rows
+    from metrics.features.extractors import make_extractor, real_features
     from models.conditions import load_conditions
 
     paths.set_roots(world, world / "runs")
     ds = PreparedDataset.open("pw")
     cfg = _cfg().eval
-    s = ev.EvalState(ds=ds, run=paths.run("r"), model="m", cfg=cfg, device=torch.device("cpu"), kind="covernet",
-                     n=50, seed=cfg.seed, out_dir=world / "unused")
-    s.meta = {"res": 32, "cond_dim": 4, "condition": condition}
-    s.rng = np.random.default_rng(0)
-    ev._real_features(s)
-    ev._labels(s)
-    lab = pw.real_labelled(ds, s.real, load_conditions(ds, condition, s.run), condition, cfg.seed)
-    for key in ("train_x", "train_y", "test_x", "test_y", "train_c", "test_c"):
-        np.testing.assert_array_equal(getattr(lab, key), getattr(s.data, key), err_msg=key)
-    assert lab.label_kind == s.label_kind and lab.n_classes == s.n_classes
-    assert set(s.asked) <= set(lab.test_rows)
+    conditions = load_conditions(ds, condition, paths.run("r"))
+    side = real_side(ds, 32, condition, conditions, cfg, torch.device("cpu"))
+    ext = make_extractor(ds, cfg.features, 32, cfg, torch.device("cpu"))  # as power_analysis builds it
+    real = {split: real_features(ds, split, 32, ext) for split in ("train", "test")}
+    lab = pw.real_labelled(ds, real, conditions, condition, cfg.seed)
+    for key in ("train_x", "train_y", "test_x", "test_y", "train_c", "test_c", "test_rows"):
+        np.testing.assert_array_equal(getattr(lab, key), getattr(side.lab, key), err_msg=key)
+    assert lab.label_kind == side.lab.label_kind and lab.n_classes == side.n_classes
+    np.testing.assert_array_equal(labelled_test_rows(ds), lab.test_rows)  # the tracks evaluation asks for
 
 
 def test_false_positive_flag_and_cli_warning(tmp_path, monkeypatch, capsys):

@@ -1,364 +1,286 @@
-"""``evaluate_model``: one trained generator against the real test covers, every metric, one verdict.
+"""Evaluation entry points: a trained checkpoint, any callable generator, a set of images; all judged alike.
 
-Evaluation is a short table of named steps (``STEPS``), each adding its part to the shared ``EvalState``; every
-result is written with its own ``to_dict()``. Design choices worth knowing when reading ``metrics.json``:
-
-- Generated covers are drawn for conditions of real TEST tracks (paired at random, seeded); their "asked" label is
-  that track's genre (genre condition) or its k-means cluster of condition vectors (continuous conditions, clusters
-  fit on the training conditions). Unconditional models are scored the same way against random test tracks: they
-  are the built-in negative control and should come out at chance with verdict "no".
-- Continuous conditions (audio embeddings, attributes) are also measured per track: retrieval of each cover's own
-  condition vector among the candidates (with the same measure on real test covers as ceiling), FJD and CFID
-  against the real test (cover, condition) pairs. The verdict for them needs a track-level test to pass.
-- The null for conditional accuracy is computed twice: analytically (labels shuffled against fixed images, the
-  pre-registered test) and empirically, by generating from the same z with the conditions permuted.
-- FID/KID/PR-DC compare against the real test split; intra-FID compares each class against all real covers of that
-  class (the test split alone holds too few per class for a full-rank covariance).
+``evaluate_model`` loads a toolkit checkpoint and hands it to ``evaluate_generator``; ``evaluate_images``
+judges covers generated elsewhere, given what each was asked for. All three end in ``judge.judge`` (one code
+path, one ``metrics.json`` schema), so the report and ``bench check`` treat an outside model like any other.
+Random draws, in order, from one generator seeded with the evaluation seed: the asked test tracks, the z's, the
+permutation of the shuffled-condition null (the same order as before the split into sources, so numbers hold).
 """
 
 from __future__ import annotations
 
 import json
-import platform
-import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
-from benchmark.pipeline.labels import real_labelled
-from core.config.names import is_categorical, model_ids_in, ordered_model_ids, parse_model_id
+from benchmark.pipeline.asked import Asked, check_count, resolve_asked
+from benchmark.pipeline.inputs import (
+    as_dataset,
+    as_run,
+    condition_vectors,
+    eval_settings,
+    judged_meta,
+    output_folder,
+)
+from benchmark.pipeline.judge import (
+    METRICS_FILE,
+    SCHEMA_VERSION,
+    TOOLKIT,
+    Evaluation,
+    Generated,
+    RealSide,
+    judge,
+    real_side,
+    timed,
+)
+from benchmark.pipeline.labels import labelled_test_rows
+from benchmark.pipeline.sources import (
+    generate_covers,
+    generator_z_dim,
+    grid_from_groups,
+    image_sheet_writer,
+    sample_sheet_writer,
+    sensitivity_covers,
+)
+from core.config.names import model_ids_in, ordered_model_ids, parse_model_id
 from core.config.schema import Config, EvalConfig
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
 from core.errors import UserError
+from core.images import ARRAY_SUFFIXES, as_uint8_nhwc, check_square, read_image_array, read_image_files, save_png
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
 from core.paths import dataset as dataset_paths
 from core.progress import progress_bar
-from core.storage import check_writable, staged_outputs
-from metrics.conditioning import ConditionClusters, conditioning_verdict
-from metrics.conditioning.stats import TestResult
-from metrics.conditioning.suite import ConditioningData, SuiteSettings, conditioning_suite
-from metrics.distribution.fid import fid
-from metrics.distribution.intra_fid import intra_fid
-from metrics.distribution.kid import kid
-from metrics.distribution.prdc import prdc
-from metrics.features.extractors import Extractor, make_extractor, real_features
-from metrics.features.guard import GuardResult, extractor_guard
-from metrics.tsne import save_tsne_plots, tsne_analysis
-from models.conditions import load_conditions
+from core.storage import check_writable
 from models.gans.train.checkpoint import load_generator
-from models.gans.train.snapshot import generate, grid_conditions, snapshot_grid
+from models.gans.train.snapshot import grid_conditions
 
-SCHEMA_VERSION = 2  # 2: continuous conditions add retrieval (rank score), fjd and cfid; verdict.kind
-METRICS_FILE = "metrics.json"
-RESULT_KEYS = {"accuracy": "conditional_accuracy"}  # suite key -> metrics.json key, where they differ
+__all__ = ["SCHEMA_VERSION", "METRICS_FILE", "Evaluation", "evaluate_generator", "evaluate_images", "evaluate_model"]
 
 
-def _entry(value: Any, n: int, extractor: str, seed: int, **extra: Any) -> dict[str, Any]:
-    return jsonable({"value": value, "n": n, "extractor": extractor, "seed": seed, **extra})
+# ------------------------------------------------------------------------------------ a callable generator
+def evaluate_generator(
+    G: Any, dataset: PreparedDataset | str, *, condition: str | None, n: int | None = None,
+    run: RunPaths | str | None = None, name: str = "external", out_dir: str | Path | None = None,
+    features: str | None = None, cfg: EvalConfig | None = None, seed: int | None = None,
+    device: str = "auto", value_range: tuple[float, float] = (-1.0, 1.0), provenance: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Judge any generator ``G(z, c)`` (a :class:`~benchmark.pipeline.sources.Generator`; ``z_dim = 0``: ``G(c)``)
+    on ``dataset``: covers for the conditions of ``n`` random real test tracks, every metric and the verdict.
+
+    ``condition``: ``genre``, ``attributes``, an encoder name whose embeddings ``run`` holds, or None for an
+    unconditional generator. Writes ``metrics.json`` and plots to ``out_dir`` (default ``run``'s
+    ``eval/<name>/``; neither: nothing is written). ``provenance`` is recorded as is (checkpoint, steps, ...).
+    """
+    ds, run = as_dataset(dataset), as_run(run)
+    cfg = eval_settings(cfg, features, n)
+    dev = pick_device(device)
+    meta = judged_meta(name, (provenance or {}).get("source", "callable"), run, provenance)
+    conditions = condition_vectors(ds, condition, run)
+    seed = cfg.seed if seed is None else seed
+    return _judge_callable(G, ds, condition, conditions, cfg, seed, dev, output_folder(out_dir, run, name), meta,
+                           value_range)  # fmt: skip
 
 
-def _test_entry(r: TestResult, extractor: str) -> dict[str, Any]:
-    d = r.to_dict()
-    d["extractor"] = extractor
-    return d
-
-
-@dataclass
-class EvalState:
-    """What the steps share: inputs, then everything each step adds."""
-
-    ds: PreparedDataset
-    run: RunPaths
-    model: str
-    cfg: EvalConfig
-    device: torch.device
-    kind: str
-    n: int
-    seed: int
-    out_dir: Path
-    timings: dict[str, float] = field(default_factory=dict)
-    rng: np.random.Generator | None = None  # seeded once: the asked tracks, z and the shuffled conditions
-    G: Any = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    ext: Extractor | None = None
-    real: dict[str, tuple[Any, np.ndarray]] = field(default_factory=dict)  # split -> (cached features, rows)
-    data: ConditioningData | None = None
-    conditions: np.ndarray | None = None
-    clusters: ConditionClusters | None = None
-    label_kind: str = "genre"
-    asked: np.ndarray | None = None
-    images: np.ndarray | None = None
-    null_x: np.ndarray | None = None
-    grid_reps: np.ndarray | None = None
-    guard: GuardResult | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    verdict: dict[str, Any] = field(default_factory=dict)
-    plots: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def res(self) -> int:
-        return int(self.meta["res"])
-
-    @property
-    def conditional(self) -> bool:
-        return self.meta["cond_dim"] > 0
-
-    @property
-    def condition(self) -> str | None:
-        return self.meta.get("condition") if self.conditional else None
-
-    @property
-    def continuous(self) -> bool:
-        return self.conditional and not is_categorical(self.condition)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.ds.genres)
-
-    @property
-    def class_names(self) -> list[str]:
-        return [f"cluster {i}" for i in range(self.n_classes)] if self.continuous else list(self.ds.genres)
-
-    def labels_of(self, rows: np.ndarray) -> np.ndarray:
-        """The class of dataset rows: genre, or the cluster of their condition vectors (continuous conditions)."""
-        return self.clusters.labels(self.conditions[rows]) if self.continuous else self.ds.genre_idx[rows]
-
-
-def _load(s: EvalState) -> None:
-    s.G, s.meta = load_generator(s.run.model(s.model), s.device)
-    if s.res not in s.ds.resolutions:
-        raise UserError(f"{s.model} was trained at {s.res} px but dataset {s.ds.name!r} has no {s.res} px covers")
-    if s.n_classes < 2:
-        raise UserError(f"dataset {s.ds.name!r} has fewer than two genres: the conditioning metrics need classes")
-
-
-def _real_features(s: EvalState) -> None:
-    s.ext = make_extractor(s.ds, s.kind, s.res, s.cfg, s.device)
-    for split in ("train", "test", "val"):
-        s.real[split] = real_features(s.ds, split, s.res, s.ext)
-    s.guard = extractor_guard(s.ext.info, s.n_classes, s.real["test"][0].features)
-
-
-def _labels(s: EvalState) -> None:
-    """Real labelled rows, their classes (genre, or k-means clusters of condition vectors) and conditions."""
-    s.conditions = load_conditions(s.ds, s.condition, s.run) if s.conditional else None
-    lab = real_labelled(s.ds, s.real, s.conditions, s.condition, s.seed)
-    s.clusters, s.label_kind = lab.clusters, lab.label_kind
-    s.asked = lab.test_rows[s.rng.integers(0, len(lab.test_rows), size=s.n)]
-    c = s.conditions
-    s.data = ConditioningData(
-        train_x=lab.train_x, train_y=lab.train_y, test_x=lab.test_x, test_y=lab.test_y,
-        gen_x=np.zeros((0, 0), np.float32), asked_y=s.labels_of(s.asked), n_classes=s.n_classes,
-        train_c=lab.train_c, test_c=lab.test_c, gen_c=None if c is None else c[s.asked],
-    )
-    s.grid_reps = None if c is None else grid_conditions(lab.train_c, lab.train_y)  # one per class
-
-
-def _generate(s: EvalState) -> None:
-    """Covers for the asked conditions, and from the same z with the conditions shuffled (the empirical null)."""
-    rng = s.rng
-    z = torch.from_numpy(rng.standard_normal((s.n, s.meta["z_dim"])).astype(np.float32))
-    c = s.data.gen_c
-    with progress_bar(f"generate {s.model}", 2 if c is not None else 1) as bar:
-        s.images = generate(s.G, z, c, s.cfg.batch)
-        bar.advance()
-        null_images = None
-        if c is not None:
-            null_images = generate(s.G, z, c[rng.permutation(s.n)], s.cfg.batch)
+def _judge_callable(
+    G: Any, ds: PreparedDataset, condition: str | None, conditions: np.ndarray | None, cfg: EvalConfig, seed: int,
+    dev: torch.device, out_dir: Path | None, meta: dict[str, Any], value_range: tuple[float, float],
+    timings: dict[str, float] | None = None,
+) -> Evaluation:
+    timings = dict(timings or {})
+    if out_dir is not None:
+        check_writable(out_dir, "evaluation folder")  # before any computing
+    z_dim, rng, n = generator_z_dim(G), np.random.default_rng(seed), cfg.n
+    kw = {"batch": cfg.batch, "value_range": value_range, "device": dev}
+    with timed(timings, "generate"):
+        asked = labelled_test_rows(ds)[rng.integers(0, len(labelled_test_rows(ds)), size=n)]
+        z = rng.standard_normal((n, z_dim)).astype(np.float32) if z_dim else None
+        c = None if conditions is None else conditions[asked]
+        with progress_bar(f"generate {meta['model']}", 2 if c is not None and z_dim else 1) as bar:
+            images = generate_covers(G, z, c, **kw)
             bar.advance()
-    s.data.gen_x = s.ext(s.images)
-    s.null_x = s.ext(null_images) if null_images is not None else None
+            null_images = None
+            if c is not None and z_dim:
+                null_images = generate_covers(G, z, c[rng.permutation(n)], **kw)
+                bar.advance()
+    res = check_square(images, ds.resolutions, "generator output", f"dataset {ds.name!r}")
+    with timed(timings, "real_features"):
+        side = real_side(ds, res, condition if conditions is not None else None, conditions, cfg, dev, seed=seed)
+    gen = Generated(
+        features=side.ext(images), asked_y=side.labels_of_rows(asked), gen_c=c, asked_rows=asked, images=images,
+        null_features=None if null_images is None else side.ext(null_images),
+    )  # fmt: skip
+    _callable_extras(G, z_dim, side, gen, cfg, seed, kw)
+    return judge(side, gen, cfg, out_dir, meta=meta, seed=seed, device=dev, timings=timings)
 
 
-def _distribution(s: EvalState) -> None:
-    """FID, KID and precision/recall/density/coverage against the real test covers."""
-    te_cache, name, gen_x, seed = s.real["test"][0], s.ext.name, s.data.gen_x, s.seed
-    f = fid(te_cache.stats, gen_x, n_boot=s.cfg.n_bootstrap, seed=seed, allow_singular=True)
-    s.metrics["fid"] = _entry(f.value, f.n_gen, name, seed, n_real=f.n_real, interval=f.interval, n_boot=f.n_boot)
-    k = kid(te_cache.features, gen_x, num_subsets=s.cfg.kid_subsets, max_subset_size=s.cfg.kid_subset_size, seed=seed)
-    s.metrics["kid"] = _entry(
-        k.value, k.n_gen, name, seed, n_real=k.n_real, std=k.std, interval=k.interval,
-        subset_size=k.subset_size, num_subsets=k.num_subsets,
-    )
-    p = prdc(te_cache.features, gen_x, device=s.device if s.device.type == "cuda" else None)
-    for key in ("precision", "recall", "density", "coverage"):
-        k_nn = p.k_pr if key in ("precision", "recall") else p.k_dc
-        s.metrics[key] = _entry(getattr(p, key), p.n_gen, name, seed, n_real=p.n_real, k=k_nn)
-
-
-def _intra_fid(s: EvalState) -> None:
-    """Per-class FID of the generated covers against all real covers of their asked class."""
-    caches = [s.real[split][0].features for split in ("train", "val", "test")]
-    rows = np.concatenate([s.real[split][1] for split in ("train", "val", "test")])
-    labelled = s.ds.genre_idx[rows] >= 0
-    all_x, all_y = np.concatenate(caches)[labelled], s.labels_of(rows[labelled])
-    ifid = intra_fid(all_x, all_y, s.data.gen_x, s.data.asked_y, classes=list(range(s.n_classes)))
-    s.metrics["intra_fid"] = _entry(
-        ifid.value, ifid.n_gen, s.ext.name, s.seed, n_real=ifid.n_real, reference="all real covers of the class",
-        min_samples=ifid.min_samples, per_class=ifid.to_dict()["per_class"], skipped=ifid.skipped,
-    )
-
-
-def _conditioning(s: EvalState) -> None:
-    """Every conditioning test, then the verdict by the pre-registered rule for this kind of condition."""
-    grid = _sensitivity_grid(s.G, s.meta, s.grid_reps, s.n_classes, s.cfg, s.ext, s.seed)
-    settings = SuiteSettings(
-        n_permutations=s.cfg.n_permutations, seed=s.seed, joint_permutations=min(200, s.cfg.n_permutations),
-        joint_bootstrap=min(50, s.cfg.n_bootstrap),
-    )
-    results = conditioning_suite(s.data, settings, continuous=s.continuous, null_x=s.null_x, sensitivity_grid=grid)
-    acc = results["accuracy"].details
-    acc["labels"] = s.label_kind
-    names = s.class_names
-    acc["classes_absent_from_test_names"] = [names[c] for c in acc.get("classes_absent_from_test", [])]
-    for key, r in results.items():
-        s.metrics[RESULT_KEYS.get(key, key)] = _test_entry(r, s.ext.name)
-    s.verdict = conditioning_verdict(results, continuous=s.continuous)
-    if not s.guard.ok:  # every metric is still computed and written; only the judgement is withheld
-        s.verdict.update(conditioning_works="inconclusive", refused=s.guard.reason,
-                         reasons=[f"refused to judge: {s.guard.reason}"])
-
-
-def _tsne_step(s: EvalState) -> None:
-    (tr_cache, _), (te_cache, _) = s.real["train"], s.real["test"]
-    s.metrics["tsne"] = _tsne(
-        s.ds, s.model, s.out_dir, s.ext, tr_cache, te_cache, s.images, s.data.gen_x, s.asked, s.cfg, s.seed, s.res
-    )
-
-
-def _plots(s: EvalState) -> None:
-    path = snapshot_grid(s.G, s.meta["z_dim"], s.grid_reps, s.out_dir / "samples.png", seed=1234)
-    s.plots["samples"] = Path(path).name
-
-
-STEPS: tuple[tuple[str, Callable[[EvalState], None]], ...] = (
-    ("load", _load),
-    ("real_features", _real_features),
-    ("labels", _labels),
-    ("generate", _generate),
-    ("fid_kid_prdc", _distribution),
-    ("intra_fid", _intra_fid),
-    ("conditioning", _conditioning),
-    ("tsne", _tsne_step),
-    ("plots", _plots),
-)
-
-
-@contextmanager
-def _timed(timings: dict[str, float], name: str):
-    t0 = time.perf_counter()
-    yield
-    timings[name] = round(time.perf_counter() - t0, 3)
+def _callable_extras(
+    G: Any, z_dim: int, side: RealSide, gen: Generated, cfg: EvalConfig, seed: int, kw: dict
+) -> None:
+    """What only a generator that can be asked again gives: the sensitivity grid and the sample picture."""
+    lab = side.lab
+    reps = None if gen.gen_c is None else grid_conditions(lab.train_c, lab.train_y)  # one per class
+    if not z_dim:
+        gen.skipped["sensitivity"] = "the generator takes no z (G(c)): nothing to hold fixed"
+        gen.skipped["shuffled-condition regeneration"] = "the generator takes no z (G(c))"
+    elif reps is not None:
+        covers = sensitivity_covers(G, z_dim, reps, cfg.sensitivity_z, seed, **kw)
+        gen.grid = side.ext(covers).reshape(cfg.sensitivity_z, len(reps), -1)
+    gen.draw_samples = sample_sheet_writer(G, z_dim, reps, **kw)
 
 
 def evaluate_model(
-    ds: PreparedDataset,
-    run: RunPaths,
-    model: str,
-    cfg: EvalConfig,
-    *,
-    device_kind: str = "auto",
-    features: str | None = None,
-    n: int | None = None,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``run``'s ``model`` (a GAN name or gan+condition id); writes ``eval/<model>/metrics.json`` with
-    plots and returns the metrics."""
-    t_all = time.perf_counter()
-    s = EvalState(
-        ds=ds, run=run, model=model, cfg=cfg, device=pick_device(device_kind), kind=features or cfg.features,
-        n=n or cfg.n, seed=cfg.seed if seed is None else seed, out_dir=run.eval(model),
+    ds: PreparedDataset, run: RunPaths, model: str, cfg: EvalConfig, *, device_kind: str = "auto",
+    features: str | None = None, n: int | None = None, seed: int | None = None,
+) -> Evaluation:
+    """Evaluate ``run``'s trained ``model`` (a GAN name or gan+condition id): load its checkpoint, then judge it
+    as :func:`evaluate_generator` judges any generator; writes ``eval/<model>/metrics.json`` with plots."""
+    cfg = eval_settings(cfg, features, n)
+    seed = cfg.seed if seed is None else seed
+    dev = pick_device(device_kind)
+    timings: dict[str, float] = {}
+    with timed(timings, "load"):
+        G, meta = load_generator(run.model(model), dev)
+    if meta["res"] not in ds.resolutions:
+        res = meta["res"]
+        raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
+    G.z_dim = meta["z_dim"]
+    condition = meta.get("condition") if meta["cond_dim"] > 0 else None
+    conditions = condition_vectors(ds, condition, run)
+    provenance = {k: meta.get(k) for k in ("checkpoint", "images_seen")} | {"gan": meta.get("model")}
+    info = judged_meta(model, TOOLKIT, run, provenance)
+    return _judge_callable(G, ds, condition, conditions, cfg, seed, dev, run.eval(model), info, (-1.0, 1.0), timings)
+
+
+# ----------------------------------------------------------------------------------------- a set of images
+def load_images(images: Any, asked: Asked | None = None, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Images as uint8 NHWC: a folder (files named by the manifest), an ``.npy``/``.npz`` array, or an array."""
+    if isinstance(images, (str, Path)):
+        path = Path(images)
+        if path.is_dir():
+            if asked is None or asked.files is None:
+                raise UserError(f"{path} is a folder: give a manifest with file,track_id[,z_id] columns")
+            return read_image_files(path, asked.files, asked.source)
+        if path.suffix.lower() in ARRAY_SUFFIXES and path.is_file():
+            return as_uint8_nhwc(read_image_array(path), value_range, str(path))
+        raise UserError(f"no image folder or .npy/.npz array at {path}")
+    return as_uint8_nhwc(images, value_range)
+
+
+def evaluate_images(
+    images: Any, asked: Any, dataset: PreparedDataset | str, *, condition: str | None,
+    run: RunPaths | str | None = None, name: str = "external", out_dir: str | Path | None = None,
+    features: str | None = None, cfg: EvalConfig | None = None, seed: int | None = None, device: str = "auto",
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> Evaluation:
+    """Judge covers generated elsewhere: ``images`` (a folder, an ``.npy``/``.npz`` (N, H, W, 3) uint8 array, or an
+    array/tensor) and ``asked``, what each was generated for: a CSV/Parquet manifest ``file,track_id[,z_id]``,
+    track ids, or (N, d) condition vectors. Images sharing a ``z_id`` give the sensitivity test; without them it
+    is skipped and the verdict says so. Other arguments as :func:`evaluate_generator`.
+    """
+    ds, run = as_dataset(dataset), as_run(run)
+    cfg = eval_settings(cfg, features, None)
+    seed = cfg.seed if seed is None else seed
+    dev, timings = pick_device(device), {}
+    conditions = condition_vectors(ds, condition, run)
+    folder = isinstance(images, (str, Path)) and Path(images).is_dir()
+    with timed(timings, "load"):
+        who = None if asked is None else resolve_asked(ds, asked, need_files=folder)
+        if who is None and conditions is not None:
+            raise UserError("a conditional judgement needs `asked`: what each image was generated for")
+        pixels = load_images(images, who, value_range)
+        who = who or _random_tracks(ds, len(pixels), seed)
+        check_count(who, len(pixels))
+    out = output_folder(out_dir, run, name)
+    if out is not None:
+        check_writable(out, "evaluation folder")
+    res = check_square(pixels, ds.resolutions, "images", f"dataset {ds.name!r}")
+    with timed(timings, "real_features"):
+        side = real_side(ds, res, condition if conditions is not None else None, conditions, cfg, dev, seed=seed)
+    gen = generated_from_images(side, who, pixels)
+    meta = judged_meta(name, "images", run, {"inputs": {"images": _describe(images), "asked": who.source}})
+    return judge(side, gen, cfg, out, meta=meta, seed=seed, device=dev, timings=timings)
+
+
+def _describe(images: Any) -> str:
+    return str(images) if isinstance(images, (str, Path)) else f"array {tuple(np.shape(images))}"
+
+
+def _random_tracks(ds: PreparedDataset, n: int, seed: int) -> Asked:
+    """An unconditional set is scored against random test tracks (the negative control), drawn as evaluation does."""
+    rows = labelled_test_rows(ds)
+    drawn = rows[np.random.default_rng(seed).integers(0, len(rows), size=n)]
+    return Asked(rows=drawn, vectors=None, files=None, z_ids=None, source="random test tracks")
+
+
+def generated_from_images(
+    side: RealSide, who: Asked, pixels: np.ndarray | None, *, features: np.ndarray | None = None,
+    image_rows: np.ndarray | None = None,
+) -> Generated:
+    """The generated side from fixed covers (or their ``features``, with the pixels of ``image_rows`` only)."""
+    conditional = side.conditions is not None
+    if who.rows is not None:
+        asked_y, gen_c = side.labels_of_rows(who.rows), side.conditions[who.rows] if conditional else None
+    else:
+        if not conditional:
+            raise UserError("condition vectors were given as `asked` but no condition: name the condition")
+        asked_y, gen_c = side.labels_of_vectors(who.vectors, who.source), who.vectors
+    feats = side.ext(pixels) if features is None else features
+    gen = Generated(features=feats, asked_y=asked_y, gen_c=gen_c if conditional else None, asked_rows=who.rows,
+                    images=pixels, image_rows=image_rows)  # fmt: skip
+    if pixels is not None and image_rows is None:
+        gen.draw_samples = image_sheet_writer(pixels, asked_y, side.n_classes)
+    gen.skipped["shuffled-condition regeneration"] = "fixed images cannot be generated again"
+    if not conditional:
+        return gen
+    if who.z_ids is None:
+        gen.skipped["sensitivity"] = "no z_id column: no images share a latent"
+        return gen
+    keys = who.rows.tolist() if who.rows is not None else [v.tobytes() for v in who.vectors]
+    gen.grid, why = grid_from_groups(feats, who.z_ids, keys)
+    if gen.grid is None:
+        gen.skipped["sensitivity"] = why
+    return gen
+
+
+# ------------------------------------------------------------------------------------- exporting samples
+def export_samples(
+    run: RunPaths, model: str, out_dir: str | Path, cfg: EvalConfig, *, n: int | None = None,
+    seed: int | None = None, device_kind: str = "auto",
+) -> Path:
+    """Covers of a trained model as PNG files plus ``manifest.csv`` (file,track_id,z_id): exactly the covers
+    ``bench evaluate`` draws with the same n and seed, so judging them with :func:`evaluate_images` reproduces
+    its numbers (every test that does not need to generate again)."""
+    cfg = eval_settings(cfg, None, n)
+    G, meta = load_generator(run.model(model), pick_device(device_kind))
+    G.z_dim = meta["z_dim"]
+    ds = PreparedDataset.open(trained_on(run, model))
+    condition = meta.get("condition") if meta["cond_dim"] > 0 else None
+    conditions = condition_vectors(ds, condition, run)
+    rng, n = np.random.default_rng(cfg.seed if seed is None else seed), cfg.n
+    rows = labelled_test_rows(ds)
+    asked = rows[rng.integers(0, len(rows), size=n)]
+    z = rng.standard_normal((n, meta["z_dim"])).astype(np.float32)
+    images = generate_covers(G, z, None if conditions is None else conditions[asked], batch=cfg.batch)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [f"{i:06d}.png" for i in range(n)]
+    for f, img in zip(files, images, strict=True):
+        save_png(img, out / f)
+    ids = ds.tracks["track_id"].astype(str).to_numpy()[asked]
+    pd.DataFrame({"file": files, "track_id": ids, "z_id": [str(i) for i in range(n)]}).to_csv(
+        out / "manifest.csv", index=False
     )
-    s.rng = np.random.default_rng(s.seed)
-    check_writable(s.out_dir, "evaluation folder")  # before any computing
-    with staged_outputs(run.eval(model)) as s.out_dir:  # metrics.json and every plot replace the old ones together
-        for name, step in STEPS:
-            with _timed(s.timings, name):
-                step(s)
-        s.timings["total"] = round(time.perf_counter() - t_all, 3)
-        report = jsonable(_report(s))
-        write_json_atomic(s.out_dir / METRICS_FILE, report)
-    s.out_dir = run.eval(model)
-    return report
+    return out / "manifest.csv"
 
 
-def _report(s: EvalState) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "model": s.model,
-        "gan": s.meta.get("model"),
-        "run": s.run.name,
-        "dataset": s.ds.name,
-        "dataset_kind": s.ds.manifest.get("kind"),
-        "coupling": s.ds.manifest.get("synth", {}).get("coupling"),
-        "checkpoint": s.meta.get("checkpoint"),
-        "images_seen": s.meta.get("images_seen"),
-        "conditional": s.conditional,
-        "condition": s.condition,
-        "condition_kind": None if not s.conditional else ("continuous" if s.continuous else "categorical"),
-        "labels": s.label_kind,
-        "n_classes": s.n_classes,
-        "class_names": s.class_names,
-        "extractor": {"name": s.ext.name, "preprocessing": s.ext.preprocessing, **s.ext.info,
-                      "guard": s.guard.to_dict()},
-        "refused": None if s.guard.ok else s.guard.reason,
-        "n_generated": s.n,
-        "n_real_test": int(len(s.real["test"][0].features)),
-        "seeds": {"eval": s.seed},
-        "device": str(s.device),
-        "metrics": s.metrics,
-        "verdict": s.verdict,
-        "plots": s.plots,
-        "timings_s": s.timings,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-    }
-
-
-def _sensitivity_grid(G, meta, reps: np.ndarray | None, k: int, cfg: EvalConfig, ext: Extractor, seed: int):
-    """Features of G(z_i, c_j): n_z fixed z's crossed with one representative condition per class."""
-    n_c = len(reps) if reps is not None else k
-    gen = torch.Generator().manual_seed(seed + 1)
-    z = torch.randn(cfg.sensitivity_z, meta["z_dim"], generator=gen)
-    zz = z.repeat_interleave(n_c, dim=0)
-    cc = None if reps is None else np.tile(reps, (cfg.sensitivity_z, 1))
-    feats = ext(generate(G, zz, cc, cfg.batch))
-    return feats.reshape(cfg.sensitivity_z, n_c, -1)
-
-
-def _tsne(ds, model, out_dir, ext, tr_cache, te_cache, images, gen_x, asked, cfg: EvalConfig, seed, res) -> dict:
-    rng = np.random.default_rng(seed + 2)
-    real_rows = np.concatenate([ds.split_rows("train"), ds.split_rows("test")])
-    real_x = np.concatenate([tr_cache.features, te_cache.features])
-    labelled = ds.genre_idx[real_rows] >= 0
-    real_rows, real_x = real_rows[labelled], real_x[labelled]
-    pick = rng.choice(len(real_rows), size=min(cfg.tsne_real, len(real_rows)), replace=False)
-    g_pick = rng.choice(len(gen_x), size=min(cfg.tsne_gen, len(gen_x)), replace=False)
-    real_images = np.asarray(ds.covers(res)[np.sort(real_rows[pick])])
-    order = np.argsort(real_rows[pick])
-    real_x_sorted, real_y = real_x[pick][order], ds.genre_idx[np.sort(real_rows[pick])]
-    result = tsne_analysis(
-        real_x_sorted,
-        real_y,
-        real_images,
-        gen_features=gen_x[g_pick] if len(g_pick) else None,
-        gen_conditions=ds.genre_idx[asked[g_pick]] if len(g_pick) else None,
-        gen_images=images[g_pick] if len(g_pick) else None,
-        seed=seed,
-    )
-    files = save_tsne_plots(result, out_dir, ds.genres, real_images=real_images)
-    scores = dict(result["scores"])
-    scores["plots"] = {k: Path(v).name for k, v in files.items()}
-    scores["extractor"] = ext.name
-    return scores
-
-
+# ------------------------------------------------------------------------------------------------- runs
 def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *, device_kind: str = "auto") -> dict:
     """The relationship probe on real pairs (no model): do real covers predict genre (and audio)?
 

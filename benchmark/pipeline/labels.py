@@ -35,6 +35,15 @@ class RealLabelled:
     test_rows: np.ndarray | None = None
 
 
+def labelled_test_rows(ds: PreparedDataset) -> np.ndarray:
+    """Test-split rows with a genre: the tracks generated covers are asked for (refused when too few)."""
+    rows = ds.split_rows("test")
+    rows = rows[ds.genre_idx[rows] >= 0]
+    if len(rows) < 2 * len(ds.genres):
+        raise UserError(f"the test split holds only {len(rows)} labelled covers: too few to evaluate")
+    return rows
+
+
 def real_labelled(
     ds: PreparedDataset, real: dict[str, tuple[Any, np.ndarray]], conditions: np.ndarray | None,
     condition: str | None, seed: int,

@@ -134,10 +134,13 @@ def holm_permutations(family_size: int, alpha: float = ALPHA) -> int:
 def conditioning_suite(
     d: ConditioningData, s: SuiteSettings, *, continuous: bool,
     null_x: np.ndarray | None = None, sensitivity_grid: np.ndarray | None = None,
+    classifier: ConditionClassifier | None = None,
 ) -> dict[str, TestResult]:
     """All tests that apply: class tests always; sensitivity when a z x condition grid is given; retrieval for
-    continuous conditions; FJD and CFID whenever generated covers carry condition vectors."""
-    results = class_tests(d, s, null_x)
+    continuous conditions; FJD and CFID whenever generated covers carry condition vectors.
+
+    ``classifier``: one already fit on (train_x, train_y) by the caller, who reuses its predictions."""
+    results = class_tests(d, s, null_x, classifier=classifier)
     if sensitivity_grid is not None:
         results["sensitivity"] = condition_sensitivity(sensitivity_grid, n_permutations=s.n_permutations, seed=s.seed)
     if continuous and d.gen_c is not None:
