@@ -98,7 +98,7 @@ class ConditioningMetric(Metric):
             if len(rows) and (rows.min() < 0 or rows.max() >= len(self._ds)):
                 raise UserError(f"asked: dataset rows must lie in [0, {len(self._ds)})")
         else:
-            rows = torch.from_numpy(track_rows(self._ds, list(asked), "asked"))
+            rows = torch.from_numpy(np.array(track_rows(self._ds, list(asked), "asked"), dtype=np.int64))
         if len(rows) != n:
             raise UserError(f"asked: {len(rows)} rows for {n} images")
         self.asked_rows.append(rows)
