@@ -28,10 +28,12 @@ def evaluate(
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.sample_size import check_evaluation_n
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
     rp = paths.run(cfg.run)
+    check_evaluation_n(rp, cfg, model, dataset)  # --n capped by the test tracks and memory, before any work
 
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
