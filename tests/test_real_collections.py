@@ -319,7 +319,7 @@ def test_data_probe_cli_writes_probe_json_and_evaluate_reuses_it(tmp_path, monke
     assert sum(calls) == 48
 
     run = paths.run("r1")
-    rel = evaluate_relationship(ds, run, EvalConfig(relationship_folds=3), device_kind="cpu")
+    rel = evaluate_relationship(ds, run, EvalConfig(relationship_folds=3, features="colour"), device_kind="cpu")
     assert rel["probe_source"].startswith("bench data probe") and rel["genre"]["value"] == g["value"]
     assert json.loads((run.root / "eval" / "relationship.json").read_text())["audio"]["pca"]["value"] == (
         probe["audio"]["pca"]["value"])
