@@ -7,6 +7,7 @@ Every user-facing failure must be one red line with exit code 2, name what is wr
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,6 +379,16 @@ def test_the_committed_cpu_gate_names_the_cpu_world():
         "dataset": "default", "dataset_identity": recipe_identity(synth, cfg.data.split.model_dump()),
         "preset": "cpu", "extractor": cfg.eval.features,
     }
+    # a synthesised world's identity is its recipe's, whatever bytes this machine's synthesis gave
+    from core.config.schema import SplitConfig, SynthConfig
+    from core.data.info import dataset_identity
+    from core.data.synth.world import synthesize_world
+
+    small = SynthConfig(tracks=24, genres=3, res=[32], seconds=1.0, seed=1)
+    synthesize_world(paths.dataset("w"), small, SplitConfig(), workers=1)
+    ident = dataset_identity(PreparedDataset.open("w"))
+    assert ident == recipe_identity(small.model_dump(), SplitConfig().model_dump())
+    assert ident != recipe_identity(small.model_copy(update={"seed": 2}).model_dump(), SplitConfig().model_dump())
 
 
 # --- 15: tables at full width when piped --------------------------------------------------------------------------
@@ -394,3 +405,120 @@ def test_tables_are_not_cut_to_80_columns_when_output_is_not_a_terminal(monkeypa
     monkeypatch.setenv("COLUMNS", "100")  # an explicit width still wins
     assert bench("data", "info", "tiny") == 0
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 100
+
+
+# --- 11: symbolic links in a collection are named, not reported as missing files ---------------------------------
+
+IMPORT_SETS = ["--res", "32", "--workers", "1", "--set", "data.import.sample_rate=8000", "--set",
+               "data.import.seconds=1.0", "--set", "data.import.min_audio_seconds=0.5", "--set",
+               "data.import.min_cover_px=64"]
+
+
+def test_symlinked_covers_are_named_as_links_not_followed(tmp_path, capsys):
+    import shutil
+
+    import pandas as pd
+
+    from tests.test_real_collections import simple_tracks, write_collection
+
+    real = write_collection(tmp_path / "real", simple_tracks(12, per_artist=2))
+    src = tmp_path / "src"
+    (src / "previews").mkdir(parents=True)
+    shutil.copy(real / "tracks.csv", src / "tracks.csv")
+    for wav in real.glob("*.wav"):
+        shutil.copy(wav, src / "previews" / wav.name)
+    art = tmp_path / "elsewhere" / "art"
+    art.mkdir(parents=True)
+    for png in real.glob("*.png"):
+        shutil.copy(png, art / png.name)
+    (src / "covers").symlink_to(art, target_is_directory=True)  # the whole covers folder is a link
+    assert bench("data", "import", str(src), "--name", "linked", *IMPORT_SETS) == 2
+    err = one_line(capsys)
+    assert "import rejected 12 of 12 tracks" in err and "1 symbolic link(s) not followed (covers/)" in err, err
+    rejected = pd.read_csv(paths.data_root() / ".linked.rejected.csv")
+    assert set(rejected["reason"]) == {"missing-cover: no cover named " + a + " (not searched: covers/ is a symbolic "
+                                       "link, not followed)" for a in rejected["item"].str.replace("t", "al")}
+
+    (src / "covers").unlink()
+    (src / "covers").mkdir()
+    for png in art.glob("*.png"):
+        shutil.copy(png, src / "covers" / png.name)
+    (src / "covers" / "al03.png").unlink()
+    (src / "covers" / "al03.png").symlink_to(art / "al03.png")  # one cover a link to a file outside the source
+    assert bench("data", "import", str(src), "--name", "linked", *IMPORT_SETS) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rejected: symlink-cover" in out and "1 symbolic link(s) not followed (covers/al03.png)" in out, out
+    rej = PreparedDataset.open("linked").rejected()
+    assert rej.set_index("item").loc["t03", "reason"] == ("symlink-cover: covers/al03.png is a symbolic link, not "
+                                                          "followed (copy the file in)")
+    assert len(PreparedDataset.open("linked")) == 11
+
+
+# --- 12: identical audio that ties genres into one split group ----------------------------------------------------
+
+
+def _shared_clip_collection(tmp_path: Path) -> Path:
+    """60 tracks of 4 genres by 60 artists; every pop, rock and jazz track carries the same preview (45 tracks)."""
+    from tests.test_real_collections import simple_tracks, write_collection
+
+    rng = np.random.default_rng(3)
+    clip = 0.3 * rng.standard_normal(8000)
+    tracks = simple_tracks(60, genres=("pop", "rock", "jazz", "folk"))
+    colours = {"pop": (200, 30, 30), "rock": (30, 200, 30), "jazz": (30, 30, 200), "folk": (200, 200, 30)}
+    for t in tracks:
+        t["cover"] = (np.array(colours[t["genre"]], np.uint8) + rng.integers(0, 40, (64, 64, 3))).astype(np.uint8)
+        if t["genre"] != "folk":
+            t["audio"] = clip
+    return write_collection(tmp_path / "shared", tracks)
+
+
+def test_identical_audio_that_empties_splits_fails_the_import_naming_the_duplicates(tmp_path, capsys):
+    src = _shared_clip_collection(tmp_path)
+    assert bench("data", "import", str(src), "--name", "shared", *IMPORT_SETS) == 2
+    err = one_line(capsys)
+    assert "identical audio or covers tie 45 of 60 tracks (3 genres, 45 artist groups) into one split group" in err
+    assert "test without genre(s) 'jazz', 'pop', 'rock'" in err
+    assert "one audio on 45 tracks of 45 artist group(s)" in err
+    assert "--group-by artist (duplicates may then sit in train and test)" in err, err
+    assert not paths.dataset("shared").root.exists() and not list(paths.data_root().glob(".shared*"))
+
+    # relaxed knowingly: grouped by artist, every genre reaches every split
+    assert bench("data", "import", str(src), "--name", "shared", "--group-by", "artist", *IMPORT_SETS) == 0
+    ds = PreparedDataset.open("shared")
+    assert ds.manifest["split"]["group_by"] == ["artist"]
+    per = ds.tracks.groupby("split")["genre"].nunique()
+    assert per["val"] == per["test"] == 4
+    assert bench("data", "probe", "shared", "--features", "colour", "--folds", "3", "--permutations", "100") == 0
+    probe = json.loads((ds.paths.root / "probe.json").read_text())
+    assert probe["genre"]["value"] == 1.0 and probe["cv"] == "artist-grouped 3-fold (groups: artist)"
+
+    # kept together knowingly: the import warns, and the probe refuses to score folds that hold out whole genres
+    assert bench("data", "import", str(src), "--name", "together", "--group-by", "artist,audio,cover",
+                 *IMPORT_SETS) == 0
+    capsys.readouterr()
+    assert bench("data", "probe", "together", "--features", "colour", "--folds", "3", "--permutations", "100") == 2
+    err = one_line(capsys)
+    assert "the grouped folds hold out every cover of a genre for" in err and "'jazz', 'pop', 'rock'" in err
+    assert "the accuracy would measure the grouping" in err and "--group-by artist" in err, err
+    assert bench("data", "import", str(src), "--name", "x", "--group-by", "artist,genre", *IMPORT_SETS) == 2
+    assert "group_by" in one_line(capsys)
+
+
+def test_probe_leaves_a_genre_its_folds_hold_out_wholly_unscored_and_says_so():
+    """Planted: genres read perfectly from the features; genre 3 is one artist group, so the fold holding that
+    group has never seen genre 3. Its covers are not scored (they would be wrong by construction); the rest is."""
+    from metrics.relationship import genre_probe
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2, 3], [30, 30, 30, 6])
+    x = np.eye(4)[y] * 5 + 0.1 * rng.standard_normal((y.size, 4))
+    groups = np.concatenate([np.arange(90) // 3, np.full(6, 100)])  # genre 3: one group of 6 covers
+    r = genre_probe(x, y, folds=3, n_permutations=200, n_bootstrap=100, groups=groups,
+                    class_names=["a", "b", "c", "solo"])
+    assert r.details["unscored_covers"] == 6 and r.details["unscored_classes"] == ["solo"]
+    assert r.value == 1.0 and r.n == 90  # scored: the 90 covers of genres its folds did see
+    # genres a, b, c tied into one group (shared content): the fold holding it trains on 'solo' alone
+    tied = np.concatenate([np.zeros(90, int), [1, 1, 2, 2, 3, 3]])
+    with pytest.raises(UserError, match=r"hold out every cover of a genre for \d+ of 96 covers \('a', 'b', 'c'"):
+        genre_probe(x, y, folds=3, n_permutations=200, n_bootstrap=100, groups=tied,
+                    class_names=["a", "b", "c", "solo"])

@@ -85,6 +85,10 @@ def import_(
     max_reject_share: Annotated[
         float | None, typer.Option("--max-reject-share", help="fail when more than this share is rejected")
     ] = None,
+    group_by: Annotated[
+        str | None, typer.Option("--group-by", help="what keeps tracks in one split: artist, audio, cover "
+                                 "(comma-separated) or none [all three, refused where duplicates cost a split a genre]")
+    ] = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     preset: common.PresetOpt = None,
@@ -95,7 +99,11 @@ def import_(
     from core.data.prepared import PreparedDataset
 
     flags = {"res": res, "max_reject_share": max_reject_share}
-    cfg = common.config(preset, set_, common.drop_none({"data": {"import": flags, "workers": workers}}))
+    values = common.drop_none({"data": {"import": flags, "workers": workers}})
+    if group_by is not None:  # "none" is an empty list, which drop_none would drop
+        keys = [k.strip() for k in group_by.split(",") if k.strip() and k.strip() != "none"]
+        values.setdefault("data", {})["split"] = {"group_by": keys}
+    cfg = common.config(preset, set_, values)
     result = import_dataset(
         src,
         paths.dataset(name),
@@ -149,6 +157,12 @@ def probe(
     common.console.print(table)
     if out.get("genre_skipped"):
         common.console.print(f"[yellow]note:[/] genre not probed: {escape(out['genre_skipped'])}")
+    held = ((out.get("genre") or {}).get("details") or {})
+    if held.get("unscored_covers"):
+        common.console.print(
+            f"[yellow]note:[/] {held['unscored_covers']} covers of {escape(', '.join(held['unscored_classes']))} "
+            "not scored: their groups sit wholly in one fold, whose classifier never saw the genre"
+        )
     if out.get("audio_skipped"):
         common.console.print(f"[yellow]note:[/] {escape(out['audio_skipped'])}; genre side only")
     elif not out["audio_embeddings"]:

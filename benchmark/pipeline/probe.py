@@ -26,12 +26,13 @@ from core import paths as P
 from core.config.schema import EvalConfig
 from core.data.info import dataset_fingerprint, probe_path, read_probe  # noqa: F401 - read_probe re-exported
 from core.data.prepared import PreparedDataset
-from core.data.splits import track_groups
+from core.data.splits import grouping, track_groups
 from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
 
 PROBE_SCHEMA = 1
+GROUP_NAMES = {"artist": "artist", "audio": "same audio", "cover": "same cover"}
 NOT_AUDIO = ("genre", "attributes")  # the label itself, and Spotify metadata: not embeddings of the audio
 
 
@@ -126,7 +127,8 @@ def probe_dataset(
         raise UserError(f"nothing to probe on dataset {ds.name!r}: {why}, and no run holds audio embeddings of it "
                         "(`bench encode --dataset NAME` makes some)")
     rows, x, ext, res, covers = _cover_features(ds, features, cfg, device_kind)
-    groups_all = track_groups(ds.tracks)
+    group_by = grouping((ds.manifest.get("split") or {}).get("group_by"))  # the ties the dataset was split by
+    groups_all = track_groups(ds.tracks, group_by)
     y = ds.genre_idx[rows]
     ok = y >= 0
     out: dict[str, Any] = {
@@ -139,7 +141,7 @@ def probe_dataset(
         "res": res,
         "covers": f"{covers}: {int(ok.sum())} with a genre",
         "n_covers": int(len(rows)),
-        "cv": f"artist-grouped {folds}-fold (groups: artist, same audio, same cover)",
+        "cv": f"artist-grouped {folds}-fold (groups: {', '.join(GROUP_NAMES[k] for k in group_by) or 'none'})",
         "folds": folds,
         "n_groups": int(len(np.unique(groups_all[rows]))),
         "seed": seed,
@@ -150,7 +152,7 @@ def probe_dataset(
     why = genre_skip_reason(ds, y)
     if why is None:
         r = genre_probe(x[ok], y[ok], folds=folds, n_permutations=n_permutations, seed=seed,
-                        groups=groups_all[rows[ok]])
+                        groups=groups_all[rows[ok]], class_names=list(ds.genres))
         out["genre"] = r.to_dict()
     else:
         out["genre_skipped"] = f"{why} ({covers})"
