@@ -116,6 +116,12 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def metrics_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``metrics`` mapping of a metrics.json document ({} when absent or not a mapping)."""
+    metrics = doc.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
     path = run.eval(model) / METRICS_FILE
     if not path.is_file():
@@ -258,7 +264,7 @@ def evaluation_facts(run: RunPaths, doc: dict[str, Any]) -> dict[str, str | None
     ext = doc.get("extractor")
     extractor = ext.get("name") if isinstance(ext, dict) else ext
     if extractor is None:  # older or hand-made files: each metric entry names its extractor
-        fid = (doc.get("metrics") or {}).get("fid")
+        fid = metrics_of(doc).get("fid")
         extractor = fid.get("extractor") if isinstance(fid, dict) else None
     dataset = doc.get("dataset")
     return {
@@ -315,7 +321,7 @@ def describe_calibration(calibrated_for: dict[str, str]) -> str:
 
 def resolve(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
     """Look ``path`` up in a metrics.json document: (found, value). See the module docstring for the rules."""
-    metrics = doc.get("metrics") or {}
+    metrics = metrics_of(doc)
     parts = path.split(".")
     if parts[0] in metrics:
         node: Any = metrics[parts[0]]
@@ -333,7 +339,7 @@ def resolve(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
 
 
 def known_names(doc: dict[str, Any]) -> list[str]:
-    return sorted(k for k, v in (doc.get("metrics") or {}).items() if isinstance(v, dict) and "value" in v)
+    return sorted(k for k, v in metrics_of(doc).items() if isinstance(v, dict) and "value" in v)
 
 
 def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source: str = "thresholds") -> CheckResult:
@@ -411,7 +417,7 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
             continue
         vals = {
             k: float(v["value"])
-            for k, v in (doc.get("metrics") or {}).items()
+            for k, v in metrics_of(doc).items()
             if isinstance(v, dict) and _is_number(v.get("value")) and math.isfinite(v["value"])
         }
         models[d.name] = vals
@@ -474,7 +480,7 @@ def compare_baseline(
                 msg = "no metrics.json (not evaluated)"
                 out.append(CheckResult(model, path, "missing", expected, None, False, msg))
                 continue
-            entry = (doc.get("metrics") or {}).get(metric)
+            entry = metrics_of(doc).get(metric)
             value = entry.get("value") if isinstance(entry, dict) else None
             if not _is_number(value) or not math.isfinite(value):
                 out.append(CheckResult(model, path, "baseline", expected, value, False, "no value now"))

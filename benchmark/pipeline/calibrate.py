@@ -119,11 +119,17 @@ def _floor(x: float, digits: int) -> float:
 
 # --------------------------------------------------------------------------------------------------- reading runs
 def _number(doc: dict[str, Any], *path: str) -> float | None:
+    node = _field(doc, *path)
+    ok = isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node)
+    return float(node) if ok else None
+
+
+def _field(doc: dict[str, Any], *path: str) -> Any:
+    """``doc[path[0]][path[1]]...``, None where a step is missing or not a mapping (hand-edited files)."""
     node: Any = doc
     for p in path:
         node = node.get(p) if isinstance(node, dict) else None
-    ok = isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node)
-    return float(node) if ok else None
+    return node
 
 
 def _model_order(name: str) -> tuple[int, str]:
@@ -204,7 +210,7 @@ def collect_spreads(
             s.p_value.append(p if p is not None else float("nan"))
             s.null.append(_number(doc, "metrics", key, "null_mean") or 0.0)
             s.margin.append(_number(doc, "metrics", key, "margin") or 0.0)
-            s.verdicts.append(str((doc.get("verdict") or {}).get("conditioning_works")))
+            s.verdicts.append(str(_field(doc, "verdict", "conditioning_works")))
         spreads[name] = s
     if not spreads:
         raise UserError("no model was evaluated in every run: nothing to calibrate")
@@ -338,10 +344,13 @@ def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:
     train_seeds, eval_seeds = set(), set()
     for rp in runs:
         if rp.config.is_file():
-            tree = yaml.safe_load(rp.config.read_text(encoding="utf-8")) or {}
-            train_seeds.add((tree.get("train") or {}).get("seed"))
+            try:
+                tree = yaml.safe_load(rp.config.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as e:
+                raise UserError(f"{rp.config} is not readable YAML ({e}): train run {rp.name} again") from None
+            train_seeds.add(((tree.get("train") or {}) if isinstance(tree, dict) else {}).get("seed"))
         for doc in evaluated_models(rp).values():
-            eval_seeds.add((doc.get("seeds") or {}).get("eval"))
+            eval_seeds.add(_field(doc, "seeds", "eval"))
     if len(runs) > 1 and len(train_seeds) == 1 and len([rp for rp in runs if rp.config.is_file()]) == len(runs):
         out.append(f"every run was trained with train.seed {train_seeds.pop()}: the spread misses training noise")
     if len(runs) > 1 and len(eval_seeds) == 1 and None not in eval_seeds:
