@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UserError
+
 
 def jsonable(x: Any) -> Any:
     """``x`` with numpy values as Python ones, dict keys as strings and NaN/inf as None (JSON has no NaN)."""
@@ -38,3 +40,29 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str = "", hint: str = "") -> Any:
+    """The JSON document at ``path``; a file that is not UTF-8 or not JSON is one line naming it (``UserError``).
+
+    ``what`` names the file's role ("baseline file"), ``hint`` says how to get a good one back.
+    """
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    tail = f": {hint}" if hint else ""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{label} is not UTF-8 text (byte {e.start} cannot be decoded){tail}") from e
+    except json.JSONDecodeError as e:
+        raise UserError(f"{label} is not valid JSON ({e.msg} at line {e.lineno}){tail}") from e
+
+
+def read_json_object(path: Path, what: str = "", hint: str = "") -> dict[str, Any]:
+    """``read_json`` for files that must hold one JSON object (a mapping), as every coverbench result file does."""
+    doc = read_json(path, what, hint)
+    if not isinstance(doc, dict):
+        label = f"{what} {path}" if what else str(path)
+        kind = type(doc).__name__ if doc is not None else "null"
+        raise UserError(f"{label} holds a JSON {kind}, not an object{': ' + hint if hint else ''}")
+    return doc

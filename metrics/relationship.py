@@ -62,12 +62,15 @@ def _check_groups(groups: np.ndarray | None, n: int, folds: int) -> np.ndarray |
 def genre_probe(
     features: np.ndarray, genres: np.ndarray, *, folds: int = 5, n_permutations: int = 2000,
     n_bootstrap: int = 2000, seed: int = 0, kind: str = "logreg", groups: np.ndarray | None = None,
+    class_names: list[str] | None = None,
 ) -> TestResult:
     """Stratified k-fold accuracy of the condition classifier on real covers -> genre.
 
     With ``groups`` (artist ids) the folds are artist-disjoint (GroupKFold, shuffled): an artist's covers share
     a style, so a fold that sees the artist in training would reward recognising the artist, not the genre; the
-    p-value and intervals then take the artist group as the unit (``_grouped_genre_result``).
+    p-value and intervals then take the artist group as the unit (``_grouped_genre_result``). Grouped folds can
+    hold out every cover of a genre (a genre of one artist, or groups tied together by shared content): such covers
+    are not scored, and when they are most covers the probe refuses (``_held_out_classes``).
     """
     x = check_features(features, "cover features")
     y = check_labels(genres, x.shape[0], "genres")
@@ -81,15 +84,23 @@ def genre_probe(
         splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
     else:  # folds drawn without looking at the genres, so shuffling genres among a fold's groups is exact
         splits = list(GroupKFold(folds, shuffle=True, random_state=seed).split(x, y, g))
-    pred = np.empty_like(y)
+    scored = _scoreable(splits, y)
+    pred = np.full_like(y, -1)
     for train, test in track(splits, "probe folds (genre)"):
-        pred[test] = ConditionClassifier(kind=kind, seed=seed).fit(x[train], y[train]).predict(x[test])
+        test = test[scored[test]]
+        if test.size:
+            pred[test] = ConditionClassifier(kind=kind, seed=seed).fit(x[train], y[train]).predict(x[test])
     fold = _fold_ids(splits, y.size)
     rng = np.random.default_rng(seed)
+    if g is not None:
+        held_out = _held_out_classes(splits, y, scored, g, class_names)
+        pred, y, g, fold = pred[scored], y[scored], g[scored], fold[scored]
+        acc = float((pred == y).mean())
+        r = _grouped_genre_result(pred, y, g, fold, k, acc, folds, n_permutations, n_bootstrap, seed, rng)
+        r.details.update(held_out)
+        return r
     n = y.size
     acc = float((pred == y).mean())
-    if g is not None:
-        return _grouped_genre_result(pred, y, g, fold, k, acc, folds, n_permutations, n_bootstrap, seed, rng)
     null = permuted_accuracy(pred, y, n_permutations, rng, strata=fold)
     # exact mean of the within-fold permutation null
     null_mean = float(sum(
@@ -115,6 +126,38 @@ def genre_probe(
                  "grouped": False, "n_groups": None,
                  "null_q99": float(np.quantile(null, 0.99)), "n_bootstrap": n_bootstrap},
     )
+
+
+def _scoreable(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray) -> np.ndarray:
+    """Covers whose genre their fold's training part holds: a classifier can only ever name genres it was fit on,
+    so a cover of a genre the fold holds out wholly is wrong by construction, whatever the covers show."""
+    ok = np.zeros(y.size, dtype=bool)
+    for train, test in splits:
+        seen = np.unique(y[train])
+        if seen.size >= 2:  # one genre in training: nothing to tell apart, the fold scores nothing
+            ok[test] = np.isin(y[test], seen)
+    return ok
+
+
+def _held_out_classes(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, scored: np.ndarray,
+                      groups: np.ndarray, class_names: list[str] | None = None) -> dict:
+    """Refuse (UserError) when grouped folds hold out whole genres for most covers or leave fewer than two genres
+    to score; otherwise say how many covers were left unscored, and of which genres (``details``)."""
+    n, lost = y.size, int((~scored).sum())
+    genres = [class_names[c] if class_names else str(c) for c in sorted(int(c) for c in np.unique(y[~scored]))]
+    if lost == 0:
+        return {"unscored_covers": 0, "unscored_classes": []}
+    if lost * 2 > n or np.unique(y[scored]).size < 2:
+        sizes = np.unique(groups, return_counts=True)[1]
+        raise UserError(
+            f"relationship probe: the grouped folds hold out every cover of a genre for {lost} of {n} covers "
+            f"({', '.join(map(repr, genres[:5]))}): a classifier never fit on a genre cannot name "
+            f"it, so the accuracy would measure the grouping, not the covers. The groups are too few or too uneven "
+            f"(largest {int(sizes.max())} covers, {sizes.size} groups): lower --folds, or import with --group-by "
+            "artist when identical audio or covers tie the groups together"
+        )
+    return {"unscored_covers": lost, "unscored_classes": genres,
+            "unscored_note": "covers whose genre their fold's training part lacked (held out wholly) are not scored"}
 
 
 def _grouped_genre_result(

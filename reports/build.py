@@ -30,7 +30,17 @@ from core.paths import RunPaths, configs_dir
 from core.progress import track
 from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS
 from reports import environment
-from reports.check import Bound, CheckResult, evaluate_bound, external_models, load_thresholds
+from reports.check import (
+    Bound,
+    CheckResult,
+    Gate,
+    calibration_mismatch,
+    describe_calibration,
+    evaluate_bound,
+    evaluation_facts,
+    external_models,
+    load_gate,
+)
 from reports.pictures import cover_grid, sample_strip
 from reports.plots import power_curves, read_stats, training_curves
 
@@ -166,21 +176,29 @@ class _Images:
 
 
 # ------------------------------------------------------------------------------------------------ thresholds
-def _thresholds(
-    run: RunPaths, path: Path | None, preset: str | None
-) -> tuple[dict[str, list[Bound]], str | None, str | None]:
-    """(bounds, source file, note). An explicit file must be valid; the preset's file is applied when it is."""
+def _thresholds(run: RunPaths, path: Path | None, preset: str | None) -> tuple[Gate, str | None, str | None]:
+    """(gate, source file, note). An explicit file must be valid; the preset's file is applied when it is."""
     if path is not None:
-        return load_thresholds(path), str(path), None
+        return load_gate(path), str(path), None
     if not preset:
-        return {}, None, None
+        return Gate({}), None, None
     auto = configs_dir() / "thresholds" / f"{preset}.yaml"
     if not auto.is_file():
-        return {}, None, None
+        return Gate({}), None, None
     try:
-        return load_thresholds(auto), str(auto), None
+        return load_gate(auto), str(auto), None
     except UserError as e:
-        return {}, str(auto), f"thresholds not applied: {e}"
+        return Gate({}), str(auto), f"thresholds not applied: {e}"
+
+
+def _calibration_skip(run: RunPaths, gate: Gate, doc: dict | None) -> str | None:
+    """Why the gate's bounds are left off this model (evaluated otherwise than it was calibrated for), or None."""
+    if doc is None or not gate.calibrated_for:
+        return None
+    diff = calibration_mismatch(gate.calibrated_for, evaluation_facts(run, doc))
+    if diff is None:
+        return None
+    return f"thresholds not applied: calibrated for {describe_calibration(gate.calibrated_for)}; evaluated with {diff}"
 
 
 def _apply(model: str, bounds: list[Bound], doc: dict | None, source: str, strict: bool) -> tuple[list, str | None]:
@@ -490,7 +508,9 @@ def _data_page(ds: PreparedDataset | None, note: str, run: RunPaths) -> dict[str
     if ds is not None:
         from core.data.info import read_probe
 
-        rel = read_probe(ds) or rel  # the dataset's own probe (bench data probe) while its content is unchanged
+        probe = read_probe(ds)  # the dataset's own probe (bench data probe) while its content is unchanged,
+        if probe is not None and (rel is None or probe.get("extractor") == rel.get("extractor")):
+            rel = probe  # and made with the extractor that judged this run's models (the one evaluate used)
     ctx: dict[str, Any] = {"dataset": None, "note": note, "relationship": rel,
                            "relationship_rows": relationship_rows(rel)}
     if ds is None:
@@ -525,7 +545,7 @@ def build_report(
     if not run.root.is_dir():
         raise UserError(f"run {run.name!r} not found at {run.root} (train something with `bench train --run ...`)")
     config_text, config = _read_config(run)
-    bounds, threshold_source, threshold_note = _thresholds(
+    gate, threshold_source, threshold_note = _thresholds(
         run, Path(thresholds) if thresholds is not None else None, config.get("preset")
     )
     final = run.report
@@ -533,7 +553,7 @@ def build_report(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _render_all(run, tmp, dataset, config_text, config, bounds, threshold_source, threshold_note, thresholds)
+        _render_all(run, tmp, dataset, config_text, config, gate, threshold_source, threshold_note, thresholds)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -545,18 +565,26 @@ def build_report(
     return final / "index.html"
 
 
-def _render_all(run, out, dataset, config_text, config, bounds, threshold_source, threshold_note, explicit) -> None:
+def _render_all(run, out, dataset, config_text, config, gate, threshold_source, threshold_note, explicit) -> None:
     env = _env()
     img = _Images(out)
     names = _model_names(run, config)
-    models, rows = [], []
+    bounds = gate.bounds
+    models, rows, skipped = [], [], []
     for name in track(names, "report: models"):
         doc = _read_json(run.eval(name) / "metrics.json")
-        checks, note = _apply(name, bounds.get(name, []), doc, threshold_source or "thresholds", explicit is not None)
+        skip = _calibration_skip(run, gate, doc) if bounds.get(name) else None
+        checks, note = ([], None) if skip else _apply(name, bounds.get(name, []), doc, threshold_source or "thresholds",
+                                                      explicit is not None)
         threshold_note = threshold_note or note
         ctx, row = _model_page(run, name, img, checks, out)
+        ctx["threshold_skip"] = row["threshold_skip"] = skip
+        skipped += [name] if skip else []
         models.append(ctx)
         rows.append(row)
+    if skipped:
+        first = next(r["threshold_skip"] for r in rows if r["threshold_skip"])
+        threshold_note = f"{first} ({', '.join(skipped)})" + (f"; {threshold_note}" if threshold_note else "")
     docs = [d for d in (_read_json(run.eval(n) / "metrics.json") for n in names) if d] + [
         _read_json(run.model(n) / "train_config.json") or {} for n in names
     ]

@@ -23,6 +23,12 @@ go under an ``external:`` key, so a typo in a toolkit model's name is still caug
     external:
       my_gan: {verdict.conditioning_works: {equals: "yes"}}
 
+A file written by ``bench calibrate`` also says what it was calibrated for, in a ``calibrated_for`` block
+(``dataset``, ``dataset_identity``, ``preset``, ``extractor``; see ``evaluation_facts``). Bounds fitted to one world
+mean nothing on another, so such a file is applied only to evaluations that match every recorded fact: ``bench
+check`` refuses a run that does not (one line naming the difference), and the report leaves its bounds off
+there and says why. Delete the block to apply a file anyway.
+
 Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
 baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
 direction (see ``direction``).
@@ -30,7 +36,6 @@ direction (see ``direction``).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +45,13 @@ import yaml
 
 from core.config.schema import GAN_NAMES
 from core.errors import UserError
-from core.jsonfiles import write_json_atomic
+from core.jsonfiles import read_json, read_json_object, write_json_atomic
 from core.paths import RunPaths
+from core.storage import check_writable
 
 BOUND_KEYS = ("min", "max", "equals")
+CALIBRATED_FOR = "calibrated_for"
+FACTS = ("dataset", "dataset_identity", "preset", "extractor")  # what a calibration is bound to, in this order
 LOWER_IS_BETTER = ("fid", "kid", "intra_fid")
 HIGHER_IS_BETTER = ("conditional_accuracy", "cas", "precision", "recall", "density", "coverage")
 BASELINE_SCHEMA = 1
@@ -112,14 +120,17 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def metrics_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``metrics`` mapping of a metrics.json document ({} when absent or not a mapping)."""
+    metrics = doc.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
     path = run.eval(model) / METRICS_FILE
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): evaluate the model again") from e
+    return read_json_object(path, "metrics file", f"evaluate {model} again (`bench evaluate --model {model}`)")
 
 
 # ---------------------------------------------------------------------------------------------- thresholds file
@@ -236,25 +247,127 @@ def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bo
     return out
 
 
+@dataclass(frozen=True)
+class Gate:
+    """A thresholds file: its bounds per model, and what it was calibrated for (empty: applies to any run)."""
+
+    bounds: dict[str, list[Bound]]
+    calibrated_for: dict[str, str] = field(default_factory=dict)
+    source: str = "thresholds"
+
+
+def split_calibrated_for(tree: Any, source: str = "thresholds") -> tuple[Any, dict[str, str]]:
+    """(the tree without its ``calibrated_for`` block, that block checked: known facts, string values)."""
+    if not isinstance(tree, dict) or CALIBRATED_FOR not in tree:
+        return tree, {}
+    rest = {k: v for k, v in tree.items() if k != CALIBRATED_FOR}
+    block = tree[CALIBRATED_FOR]
+    if not isinstance(block, dict) or not block:
+        raise UserError(f"{source}: {CALIBRATED_FOR} must map some of {', '.join(FACTS)} to values")
+    unknown = [k for k in block if k not in FACTS]
+    if unknown:
+        raise UserError(f"{source}: {CALIBRATED_FOR} has unknown key(s) {unknown} (known: {', '.join(FACTS)})")
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in block.values()):
+        raise UserError(f"{source}: every {CALIBRATED_FOR} value must be a single name, got {block!r}")
+    return rest, {k: str(block[k]) for k in FACTS if k in block}
+
+
+def load_gate(path: str | Path) -> Gate:
+    """Read and validate a thresholds YAML file, with its ``calibrated_for`` block (``UserError`` when malformed)."""
+    tree = _read_thresholds_tree(Path(path))
+    tree, calibrated_for = split_calibrated_for(tree, str(path))
+    return Gate(parse_thresholds(tree, str(path)), calibrated_for, str(path))
+
+
 def load_thresholds(path: str | Path) -> dict[str, list[Bound]]:
-    """Read and validate the structure of a thresholds YAML file (``UserError`` when malformed)."""
-    path = Path(path)
+    """Read and validate the structure of a thresholds YAML file (``UserError`` when malformed); the bounds only."""
+    return load_gate(path).bounds
+
+
+def _read_thresholds_tree(path: Path) -> Any:
     if not path.is_file():
         raise UserError(f"thresholds file {path} not found")
     try:
         tree = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError as e:
+        raise UserError(f"thresholds file {path} is not UTF-8 text (byte {e.start} cannot be decoded)") from e
     except UserError as e:
         raise UserError(f"thresholds file {path}: {e}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"thresholds file {path} is not valid YAML{at}: {getattr(e, 'problem', e)}") from e
-    return parse_thresholds(tree, str(path))
+    return tree
+
+
+# ------------------------------------------------------------------------------------- what a gate was fitted to
+def evaluation_facts(run: RunPaths, doc: dict[str, Any]) -> dict[str, str | None]:
+    """What one model's evaluation was made from, in the terms of ``calibrated_for`` (None: not known).
+
+    ``dataset`` and ``extractor`` come from ``metrics.json``; ``preset`` from the run's config.yaml;
+    ``dataset_identity`` (``core.data.info.dataset_identity``) from the dataset of that name, when it is there.
+    """
+    ext = doc.get("extractor")
+    extractor = ext.get("name") if isinstance(ext, dict) else ext
+    if extractor is None:  # older or hand-made files: each metric entry names its extractor
+        fid = metrics_of(doc).get("fid")
+        extractor = fid.get("extractor") if isinstance(fid, dict) else None
+    dataset = doc.get("dataset")
+    return {
+        "dataset": None if dataset is None else str(dataset),
+        "dataset_identity": _identity_of(dataset),
+        "preset": _run_preset(run),
+        "extractor": None if extractor is None else str(extractor),
+    }
+
+
+def _identity_of(dataset: Any) -> str | None:
+    from core.data.info import dataset_identity
+    from core.data.prepared import PreparedDataset
+
+    if not isinstance(dataset, str) or not dataset:
+        return None
+    try:
+        return dataset_identity(PreparedDataset.open(dataset))
+    except (UserError, OSError, ValueError):
+        return None  # the dataset is gone or unreadable: its identity is not known, so it is not compared
+
+
+def _run_preset(run: RunPaths) -> str | None:
+    if not run.config.is_file():
+        return None
+    try:
+        tree = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return None
+    preset = tree.get("preset") if isinstance(tree, dict) else None
+    return None if preset is None else str(preset)
+
+
+def calibration_mismatch(calibrated_for: dict[str, str], facts: dict[str, str | None]) -> str | None:
+    """How an evaluation differs from what a gate was calibrated for (None: it matches every known fact)."""
+    diffs = [f"{k} {facts[k]!r} (calibrated for {v!r})" for k, v in calibrated_for.items()
+             if facts.get(k) is not None and facts[k] != v]
+    return "; ".join(diffs) or None
+
+
+def describe_calibration(calibrated_for: dict[str, str]) -> str:
+    """``dataset 'default' (synth:ab12...), preset cpu, covernet features``."""
+    c = calibrated_for
+    parts = []
+    if "dataset" in c or "dataset_identity" in c:
+        ident = f" ({c['dataset_identity']})" if "dataset_identity" in c else ""
+        parts.append(f"dataset {c.get('dataset', '?')!r}{ident}")
+    if "preset" in c:
+        parts.append(f"preset {c['preset']}")
+    if "extractor" in c:
+        parts.append(f"{c['extractor']} features")
+    return ", ".join(parts)
 
 
 def resolve(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
     """Look ``path`` up in a metrics.json document: (found, value). See the module docstring for the rules."""
-    metrics = doc.get("metrics") or {}
+    metrics = metrics_of(doc)
     parts = path.split(".")
     if parts[0] in metrics:
         node: Any = metrics[parts[0]]
@@ -272,7 +385,7 @@ def resolve(doc: dict[str, Any], path: str) -> tuple[bool, Any]:
 
 
 def known_names(doc: dict[str, Any]) -> list[str]:
-    return sorted(k for k, v in (doc.get("metrics") or {}).items() if isinstance(v, dict) and "value" in v)
+    return sorted(k for k, v in metrics_of(doc).items() if isinstance(v, dict) and "value" in v)
 
 
 def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source: str = "thresholds") -> CheckResult:
@@ -311,11 +424,21 @@ def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source:
 
 
 def check_bounds(
-    run: RunPaths, thresholds: dict[str, list[Bound]], source: str = "thresholds"
+    run: RunPaths, thresholds: dict[str, list[Bound]], source: str = "thresholds",
+    calibrated_for: dict[str, str] | None = None,
 ) -> list[CheckResult]:
+    """Every bound against the run's metrics; a model evaluated otherwise than ``calibrated_for`` is refused."""
     out = []
     for model, bounds in thresholds.items():
         doc = read_metrics(run, model)
+        if doc is not None and calibrated_for:
+            diff = calibration_mismatch(calibrated_for, evaluation_facts(run, doc))
+            if diff:
+                raise UserError(
+                    f"{source} was calibrated for {describe_calibration(calibrated_for)}, but run {run.name!r} "
+                    f"evaluated {model} with {diff}: calibrate a gate for this run (`bench calibrate`), or delete "
+                    f"the {CALIBRATED_FOR} block to apply it anyway"
+                )
         out.extend(evaluate_bound(model, b, doc, source) for b in bounds)
     return out
 
@@ -341,7 +464,7 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
             continue
         vals = {
             k: float(v["value"])
-            for k, v in (doc.get("metrics") or {}).items()
+            for k, v in metrics_of(doc).items()
             if isinstance(v, dict) and _is_number(v.get("value")) and math.isfinite(v["value"])
         }
         models[d.name] = vals
@@ -350,8 +473,18 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
     return {"schema_version": BASELINE_SCHEMA, "run": run.name, "models": models}
 
 
-def write_baseline(run: RunPaths, path: str | Path) -> Path:
+def check_output_file(path: str | Path, what: str, example: str) -> Path:
+    """``path`` can be written as a file (not a folder; its folder writable): checked before any work, so a typo
+    costs nothing. ``example`` is a file name to suggest inside a folder given by mistake."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder: give a file name (e.g. {path / example})")
+    check_writable(path.parent, what)
+    return path
+
+
+def write_baseline(run: RunPaths, path: str | Path) -> Path:
+    path = check_output_file(path, "baseline file", "baseline.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, collect_baseline(run))
     return path
@@ -361,13 +494,16 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"baseline file {path} not found (write one with `bench check --write-baseline {path}`)")
-    try:
-        tree = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"baseline file {path} is not valid JSON ({e.msg} at line {e.lineno})") from e
+    tree = read_json(path, "baseline file", "write it again with `bench check --write-baseline`")
     models = tree.get("models") if isinstance(tree, dict) else None
     if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
         raise UserError(f"baseline file {path} has no 'models' mapping: write it with `bench check --write-baseline`")
+    for model, values in models.items():
+        bad = {k: v for k, v in values.items() if not (_is_number(v) and math.isfinite(v))}
+        if bad:
+            key, value = next(iter(bad.items()))
+            raise UserError(f"baseline file {path}: {model}.{key} is {value!r}, not a finite number "
+                            f"({len(bad)} such value(s)): write it again with `bench check --write-baseline`")
     return models
 
 
@@ -391,7 +527,7 @@ def compare_baseline(
                 msg = "no metrics.json (not evaluated)"
                 out.append(CheckResult(model, path, "missing", expected, None, False, msg))
                 continue
-            entry = (doc.get("metrics") or {}).get(metric)
+            entry = metrics_of(doc).get(metric)
             value = entry.get("value") if isinstance(entry, dict) else None
             if not _is_number(value) or not math.isfinite(value):
                 out.append(CheckResult(model, path, "baseline", expected, value, False, "no value now"))
@@ -407,7 +543,7 @@ def compare_baseline(
 
 def check_thresholds(
     run: RunPaths,
-    thresholds: str | Path | dict[str, list[Bound]] | None = None,
+    thresholds: str | Path | dict[str, list[Bound]] | Gate | None = None,
     *,
     baseline: str | Path | dict[str, dict[str, float]] | None = None,
     tolerance: float = 0.1,
@@ -415,11 +551,9 @@ def check_thresholds(
     """All threshold and baseline checks of ``run``; malformed inputs raise ``UserError``."""
     report = CheckReport()
     if thresholds is not None:
-        source = "thresholds"
-        if not isinstance(thresholds, dict):
-            source = str(thresholds)
-            thresholds = load_thresholds(thresholds)
-        report.results.extend(check_bounds(run, thresholds, source))
+        gate = thresholds if isinstance(thresholds, Gate) else (
+            Gate(thresholds) if isinstance(thresholds, dict) else load_gate(thresholds))
+        report.results.extend(check_bounds(run, gate.bounds, gate.source, gate.calibrated_for))
     if baseline is not None:
         base = baseline if isinstance(baseline, dict) else load_baseline(baseline)
         report.results.extend(compare_baseline(run, base, tolerance))

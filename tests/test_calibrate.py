@@ -62,7 +62,8 @@ def test_bounds_follow_the_written_rule(five_runs, tmp_path):
     out = tmp_path / "thr.yaml"
     result = cal.calibrate(five_runs, 5, "cal", out, from_runs=True)
     tree = yaml.safe_load(out.read_text())
-    assert list(tree) == ["dcgan", "dcgan_cond", "stylegan_cond"]  # coverbench's model order
+    assert list(tree) == ["calibrated_for", "dcgan", "dcgan_cond", "stylegan_cond"]  # coverbench's model order
+    assert tree["calibrated_for"] == {"extractor": "covernet"}  # all these hand-written runs record
     # fid: 25 % of the mean dominates for dcgan_cond (3 sd = 9.5 < 13.5), 3 sd for dcgan (94.9 > 20)
     assert tree["dcgan_cond"]["fid"]["max"] == pytest.approx(58 + 13.5)
     assert tree["dcgan"]["fid"]["max"] == pytest.approx(math.ceil(_rule_fid_max(FIDS["dcgan"]) * 10) / 10)

@@ -319,7 +319,7 @@ def test_data_probe_cli_writes_probe_json_and_evaluate_reuses_it(tmp_path, monke
     assert sum(calls) == 48
 
     run = paths.run("r1")
-    rel = evaluate_relationship(ds, run, EvalConfig(relationship_folds=3), device_kind="cpu")
+    rel = evaluate_relationship(ds, run, EvalConfig(relationship_folds=3, features="colour"), device_kind="cpu")
     assert rel["probe_source"].startswith("bench data probe") and rel["genre"]["value"] == g["value"]
     assert json.loads((run.root / "eval" / "relationship.json").read_text())["audio"]["pca"]["value"] == (
         probe["audio"]["pca"]["value"])
@@ -448,14 +448,14 @@ def test_data_page_shows_real_covers_per_genre_duplicates_warnings_and_the_probe
     assert "colour features at 64 px; artist-grouped 3-fold" in _text(page)
 
 
-def test_default_probe_uses_inception_on_the_largest_covers_and_caches_features_only():
-    """The default extractor, end to end on 15 covers (Inception runs ~1-12 covers/s on a CPU)."""
+def test_inception_probe_uses_the_largest_covers_and_caches_features_only():
+    """The gpu preset's extractor, end to end on 15 covers (Inception runs ~1-12 covers/s on a CPU)."""
     from benchmark.pipeline.probe import probe_dataset
     from metrics.features.inception import inception_features
 
     make_tiny_dataset(n=15, genres=("a", "b", "c"), res=(16, 32))
     ds = PreparedDataset.open("tiny")
-    out = probe_dataset(ds, folds=3, n_permutations=100, device_kind="cpu")
+    out = probe_dataset(ds, "inception", folds=3, n_permutations=100, device_kind="cpu")
     assert out["extractor"] == "inception" and out["res"] == 32 and out["genre"]["n"] == 15
     keys = list((ds.paths.cache_dir / "features").glob("*.key.json"))
     assert len(keys) == 1 and json.loads(keys[0].read_text())["key_parts"]["split"] == "all"

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from core.config import Config, load_config
 
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 4096  # wider than any table the commands print: piped output is never cut to fit
+
+
+class PipeFriendlyConsole(Console):
+    """A rich console that lays tables out at their natural width when its output is not a terminal.
+
+    Rich falls back to 80 columns when it finds no terminal (a pipe, a file, CI logs), and a table then cuts its
+    cells (``enco…``): text meant for grep and diff loses exactly what it was piped for. ``COLUMNS`` still wins.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = PipeFriendlyConsole()
+err_console = PipeFriendlyConsole(stderr=True)
 
 
 @dataclass

@@ -85,6 +85,10 @@ def import_(
     max_reject_share: Annotated[
         float | None, typer.Option("--max-reject-share", help="fail when more than this share is rejected")
     ] = None,
+    group_by: Annotated[
+        str | None, typer.Option("--group-by", help="what keeps tracks in one split: artist, audio, cover "
+                                 "(comma-separated) or none [all three, refused where duplicates cost a split a genre]")
+    ] = None,
     workers: WorkersOpt = None,
     force: ForceOpt = False,
     preset: common.PresetOpt = None,
@@ -95,7 +99,11 @@ def import_(
     from core.data.prepared import PreparedDataset
 
     flags = {"res": res, "max_reject_share": max_reject_share}
-    cfg = common.config(preset, set_, common.drop_none({"data": {"import": flags, "workers": workers}}))
+    values = common.drop_none({"data": {"import": flags, "workers": workers}})
+    if group_by is not None:  # "none" is an empty list, which drop_none would drop
+        keys = [k.strip() for k in group_by.split(",") if k.strip() and k.strip() != "none"]
+        values.setdefault("data", {})["split"] = {"group_by": keys}
+    cfg = common.config(preset, set_, values)
     result = import_dataset(
         src,
         paths.dataset(name),
@@ -121,19 +129,24 @@ def info(name: Annotated[str, typer.Argument(help="dataset name or folder")] = "
 def probe(
     name: Annotated[str, typer.Argument(help="dataset name or folder")] = "default",
     features: Annotated[
-        str, typer.Option("--features", help="inception (pretrained, default), covernet (val+test only) or colour")
-    ] = "inception",
+        str | None, typer.Option("--features", help="covernet (val+test only), inception, colour or file:PATH.pt "
+                                 "(default: eval.features, the extractor bench evaluate uses)")
+    ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="artist-grouped cross-validation folds")] = 5,
     permutations: Annotated[int, typer.Option("--permutations", min=100, help="permutations per p-value")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    preset: common.PresetOpt = None,
+    set_: common.SetOpt = None,
 ) -> None:
     """Is there a cover <-> music relationship to learn? Probe real covers, no model needed (writes probe.json)."""
     from benchmark.pipeline.probe import probe_dataset, probe_table
     from core.data.info import probe_path
     from core.data.prepared import PreparedDataset
 
+    cfg = common.config(preset, set_)
     ds = PreparedDataset.open(name)
-    out = probe_dataset(ds, features, folds, n_permutations=permutations, seed=seed)
+    out = probe_dataset(ds, features, folds, cfg=cfg.eval, n_permutations=permutations, seed=seed,
+                        device_kind=cfg.device)
     table = Table(title=f"relationship probe on {escape(ds.name)}: {escape(out['extractor'])} features, "
                   f"{escape(out['cv'])}")
     for col in ("target", "value", "95% interval", "null", "p", "n"):
@@ -142,6 +155,14 @@ def probe(
         table.add_row(escape(r.target), f"{r.value:.3f}", f"[{r.lo:.3f}, {r.hi:.3f}]", f"{r.null:.3f}",
                       f"{r.p:.4f}", str(r.n))
     common.console.print(table)
+    if out.get("genre_skipped"):
+        common.console.print(f"[yellow]note:[/] genre not probed: {escape(out['genre_skipped'])}")
+    held = ((out.get("genre") or {}).get("details") or {})
+    if held.get("unscored_covers"):
+        common.console.print(
+            f"[yellow]note:[/] {held['unscored_covers']} covers of {escape(', '.join(held['unscored_classes']))} "
+            "not scored: their groups sit wholly in one fold, whose classifier never saw the genre"
+        )
     if out.get("audio_skipped"):
         common.console.print(f"[yellow]note:[/] {escape(out['audio_skipped'])}; genre side only")
     elif not out["audio_embeddings"]:

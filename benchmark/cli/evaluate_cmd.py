@@ -40,6 +40,7 @@ def evaluate(
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.sample_size import check_evaluation_n
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
@@ -53,6 +54,7 @@ def evaluate(
         return
     if any(v is not None for v in (asked, condition, name)):
         raise UserError("--asked, --condition and --name go with --samples (covers generated elsewhere)")
+    check_evaluation_n(rp, cfg, model, dataset)  # --n capped by the test tracks and memory, before any work
 
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")

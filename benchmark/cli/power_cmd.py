@@ -60,6 +60,12 @@ def power(
             common.err_console.print(f"warning: {line} exceeds alpha = {out['alpha']}", highlight=False, soft_wrap=True)
         else:
             common.console.print(line, highlight=False, soft_wrap=True)
+    if meta.get("refused"):  # as bench evaluate: every number is written, the judgement is not to be trusted
+        common.err_console.print(
+            f"[bold yellow]refused to judge:[/] {escape(meta['refused'])}; bench evaluate withholds every verdict "
+            "with this extractor, so these rates say what the tests would decide, not what evaluation will",
+            highlight=False, soft_wrap=True,
+        )
     common.console.print(escape(meta["sentence"]), highlight=False, soft_wrap=True)
     common.console.print(f"left out of the family: {escape(', '.join(meta['left_out']))}; "
                          f"{meta['seconds']:.0f} s", highlight=False, soft_wrap=True)

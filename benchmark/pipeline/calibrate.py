@@ -24,8 +24,11 @@ every bound follows from what was observed. Per model, over the N seeds (mean m,
     fail 1 % of honest CI runs per model; "no" already holds the Holm-corrected family at alpha, and 0.001 only adds
     a catch for an unmistakable leak.
 
-Fewer than 2 seeds cannot give a spread: refused. After writing, the file is checked against every run it came from
-(``self_check``): a bound that fails there is a warning, never silently shipped.
+The runs must have been evaluated on one dataset, with one extractor and one preset (a spread over two worlds is
+not a spread): otherwise refused. The file records them in a ``calibrated_for`` block, and is then applied only to
+evaluations that match (``reports.check``). Fewer than 2 seeds cannot give a spread: refused. After writing, the
+file is checked against every run it came from (``self_check``): a bound that fails there is a warning, never
+silently shipped.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ from core.config.load import deep_merge, validate
 from core.config.names import is_model_id
 from core.config.schema import GAN_NAMES, Config
 from core.errors import UserError
+from core.jsonfiles import read_json_object
 from core.paths import RunPaths
+from reports.check import CALIBRATED_FOR, check_output_file
 
 ALPHA = 0.01
 UNCOND_P_MIN = 0.001
@@ -93,6 +98,7 @@ class Calibration:
     warnings: list[str]
     text: str
     out: Path | None = None
+    calibrated_for: dict[str, str] = field(default_factory=dict)
 
 
 def _stats(xs: Sequence[float]) -> tuple[float, float, float, float]:
@@ -113,11 +119,17 @@ def _floor(x: float, digits: int) -> float:
 
 # --------------------------------------------------------------------------------------------------- reading runs
 def _number(doc: dict[str, Any], *path: str) -> float | None:
+    node = _field(doc, *path)
+    ok = isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node)
+    return float(node) if ok else None
+
+
+def _field(doc: dict[str, Any], *path: str) -> Any:
+    """``doc[path[0]][path[1]]...``, None where a step is missing or not a mapping (hand-edited files)."""
     node: Any = doc
     for p in path:
         node = node.get(p) if isinstance(node, dict) else None
-    ok = isinstance(node, (int, float)) and not isinstance(node, bool) and math.isfinite(node)
-    return float(node) if ok else None
+    return node
 
 
 def _model_order(name: str) -> tuple[int, str]:
@@ -138,16 +150,35 @@ def evaluated_models(run: RunPaths) -> dict[str, dict[str, Any]]:
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         f = d / METRICS_FILE
         if d.is_dir() and f.is_file() and is_model_id(d.name):
-            try:
-                out[d.name] = json.loads(f.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{f} is not valid JSON ({e.msg}): evaluate the model again") from e
+            out[d.name] = read_json_object(f, "metrics file", f"evaluate {d.name} again (run {run.name})")
     return out
 
 
-def collect_spreads(runs: Sequence[tuple[int, RunPaths]]) -> tuple[dict[str, ModelSpread], list[str]]:
+def calibrated_for(runs: Sequence[tuple[int, RunPaths]], docs: dict[int, dict[str, dict[str, Any]]]) -> dict[str, str]:
+    """What every evaluation of the runs was made from (``reports.check.FACTS``): one dataset, one extractor,
+    one preset. Runs that differ in any of them are refused, naming which run holds what."""
+    from reports.check import FACTS, evaluation_facts
+
+    seen: dict[str, dict[str, list[str]]] = {k: {} for k in FACTS}
+    for seed, rp in runs:
+        for model, doc in docs[seed].items():
+            for key, value in evaluation_facts(rp, doc).items():
+                if value is not None:
+                    seen[key].setdefault(value, []).append(f"{rp.name}/{model}")
+    for key, values in seen.items():
+        if len(values) > 1:
+            which = "; ".join(f"{v!r} in {', '.join(sorted(set(w))[:3])}{' ...' if len(set(w)) > 3 else ''}"
+                              for v, w in sorted(values.items()))
+            raise UserError(f"the runs were evaluated with different {key.replace('_', ' ')}s ({which}): thresholds "
+                            "fitted over two of them would gate neither; calibrate each set of runs on its own")
+    return {k: next(iter(v)) for k, v in seen.items() if v}
+
+
+def collect_spreads(
+    runs: Sequence[tuple[int, RunPaths]], docs: dict[int, dict[str, dict[str, Any]]] | None = None
+) -> tuple[dict[str, ModelSpread], list[str]]:
     """Per model, the gated numbers of every run; a model absent from some run is left out with a warning."""
-    docs = {seed: evaluated_models(rp) for seed, rp in runs}
+    docs = docs if docs is not None else {seed: evaluated_models(rp) for seed, rp in runs}
     for seed, rp in runs:
         if not docs[seed]:
             raise UserError(f"run {rp.name!r} has no evaluated models (eval/<model>/{METRICS_FILE})")
@@ -179,7 +210,7 @@ def collect_spreads(runs: Sequence[tuple[int, RunPaths]]) -> tuple[dict[str, Mod
             s.p_value.append(p if p is not None else float("nan"))
             s.null.append(_number(doc, "metrics", key, "null_mean") or 0.0)
             s.margin.append(_number(doc, "metrics", key, "margin") or 0.0)
-            s.verdicts.append(str((doc.get("verdict") or {}).get("conditioning_works")))
+            s.verdicts.append(str(_field(doc, "verdict", "conditioning_works")))
         spreads[name] = s
     if not spreads:
         raise UserError("no model was evaluated in every run: nothing to calibrate")
@@ -258,8 +289,10 @@ def render(
     runs: Sequence[str],
     warnings: Sequence[str],
     note: str = "",
+    made_for: dict[str, str] | None = None,
 ) -> str:
-    """The thresholds file: the rule and the measured spread as comments, then one flow-style bound per line."""
+    """The thresholds file: the rule and the measured spread as comments, what it was calibrated for, then one
+    flow-style bound per line."""
     head = [
         "# CI thresholds written by `bench calibrate` from the spread over "
         f"{len(runs)} seeds (runs {', '.join(runs)}).",
@@ -271,6 +304,9 @@ def render(
     if warnings:
         head += ["#", "# Warnings when this file was written:", *(f"#   {w}" for w in warnings)]
     body = []
+    if made_for:
+        body += ["", "# Applied only to evaluations of this dataset, preset and extractor (bench check refuses others)",
+                 f"{CALIBRATED_FOR}:", *(f"  {k}: {_yaml_scalar(v)}" for k, v in made_for.items())]
     for model, block in thresholds.items():
         s = spreads[model]
         body += ["", f"# {model} ({'conditional' if s.conditional else 'unconditional'}), measured over "
@@ -308,10 +344,13 @@ def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:
     train_seeds, eval_seeds = set(), set()
     for rp in runs:
         if rp.config.is_file():
-            tree = yaml.safe_load(rp.config.read_text(encoding="utf-8")) or {}
-            train_seeds.add((tree.get("train") or {}).get("seed"))
+            try:
+                tree = yaml.safe_load(rp.config.read_text(encoding="utf-8")) or {}
+            except (yaml.YAMLError, UnicodeDecodeError) as e:
+                raise UserError(f"{rp.config} is not readable YAML ({e}): train run {rp.name} again") from None
+            train_seeds.add(((tree.get("train") or {}) if isinstance(tree, dict) else {}).get("seed"))
         for doc in evaluated_models(rp).values():
-            eval_seeds.add((doc.get("seeds") or {}).get("eval"))
+            eval_seeds.add(_field(doc, "seeds", "eval"))
     if len(runs) > 1 and len(train_seeds) == 1 and len([rp for rp in runs if rp.config.is_file()]) == len(runs):
         out.append(f"every run was trained with train.seed {train_seeds.pop()}: the spread misses training noise")
     if len(runs) > 1 and len(eval_seeds) == 1 and None not in eval_seeds:
@@ -346,6 +385,8 @@ def calibrate(
     """
     if seeds < MIN_SEEDS:
         raise UserError(f"--seeds {seeds}: at least {MIN_SEEDS} seeds are needed for a spread (5 or more advised)")
+    if out is not None:  # before any training: a folder or an unwritable place found after an hour is an hour lost
+        out = check_output_file(out, "thresholds file", "thresholds.yaml")
     runs = [(s, paths.run(f"{run_prefix}{s}")) for s in range(seeds)]
     for seed, rp in runs:
         have = bool(evaluated_models(rp))
@@ -360,7 +401,9 @@ def calibrate(
         if on_seed:
             on_seed(seed, "train")
         train_and_evaluate(seed_config(cfg, seed, run_prefix))
-    spreads, warnings = collect_spreads(runs)
+    docs = {seed: evaluated_models(rp) for seed, rp in runs}
+    made_for = calibrated_for(runs, docs)
+    spreads, warnings = collect_spreads(runs, docs)
     warnings.extend(seed_warnings([rp for _, rp in runs]))
     thresholds: dict[str, dict[str, dict[str, Any]]] = {}
     for name, s in spreads.items():
@@ -368,10 +411,9 @@ def calibrate(
         warnings.extend(w)
     warnings.extend(f"the written gate fails on {x}" for x in self_check(thresholds, [rp for _, rp in runs]))
     names = [rp.name for _, rp in runs]
-    text = render(thresholds, spreads, names, warnings, note)
-    result = Calibration(names, spreads, thresholds, warnings, text)
+    text = render(thresholds, spreads, names, warnings, note, made_for)
+    result = Calibration(names, spreads, thresholds, warnings, text, calibrated_for=made_for)
     if out is not None:
-        out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(text, encoding="utf-8")

@@ -39,6 +39,7 @@ from benchmark.pipeline.judge import (
     timed,
 )
 from benchmark.pipeline.labels import labelled_test_rows
+from benchmark.pipeline.sample_size import check_covers, evaluation_bytes_per_cover
 from benchmark.pipeline.sources import (
     generate_covers,
     generator_z_dim,
@@ -84,6 +85,8 @@ def evaluate_generator(
     meta = judged_meta(name, (provenance or {}).get("source", "callable"), run, provenance)
     conditions = condition_vectors(ds, condition, run)
     seed = cfg.seed if seed is None else seed
+    check_covers(cfg.n, n_test=len(ds.split_rows("test")), where=f"dataset {ds.name!r}",
+                 bytes_per_cover=evaluation_bytes_per_cover(max(ds.resolutions)), flag="n")  # fmt: skip
     return _judge_callable(G, ds, condition, conditions, cfg, seed, dev, output_folder(out_dir, run, name), meta,
                            value_range)  # fmt: skip
 
@@ -284,16 +287,16 @@ def export_samples(
 def evaluate_relationship(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, *, device_kind: str = "auto") -> dict:
     """The relationship probe on real pairs (no model): do real covers predict genre (and audio)?
 
-    Reuses ``data/<name>/probe.json`` (``bench data probe``: artist-grouped k-fold over all labelled covers,
-    Inception by default) while the dataset's content and the fold count are unchanged; otherwise runs the same
-    probe here with ``cfg.features`` (covernet scores val+test covers only, never the covers it was fit on)
+    Reuses ``data/<name>/probe.json`` (``bench data probe``: artist-grouped k-fold over all labelled covers) while
+    the dataset's content, the extractor (``cfg.features``) and the fold count are unchanged; otherwise runs the
+    same probe here with ``cfg.features`` (covernet scores val+test covers only, never the covers it was fit on)
     and this run's audio embeddings.
     """
-    from benchmark.pipeline.probe import probe_dataset, read_probe
+    from benchmark.pipeline.probe import probe_dataset, probe_matches, read_probe
 
     probe = read_probe(ds)
     source = "bench data probe (data/<name>/probe.json)"
-    if probe is None or probe.get("folds") != cfg.relationship_folds:
+    if not probe_matches(probe, cfg.features, cfg.relationship_folds):  # the verdicts' extractor, not another
         probe = probe_dataset(
             ds, cfg.features, cfg.relationship_folds, runs=[run], cfg=cfg,
             n_permutations=min(cfg.n_permutations, 1000), seed=cfg.seed, device_kind=device_kind, write=False,

@@ -29,6 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmark.pipeline.labels import RealLabelled, real_labelled
+from benchmark.pipeline.sample_size import check_covers, power_bytes_per_cover
 from core.config.names import is_categorical
 from core.config.schema import EvalConfig
 from core.data.prepared import PreparedDataset
@@ -264,6 +265,8 @@ def power_analysis(
         raise UserError(f"dataset {ds.name!r} has no {res} px covers (it holds {sorted(ds.resolutions)})")
     if len(ds.genres) < 2:
         raise UserError(f"dataset {ds.name!r} has fewer than two genres: the conditioning metrics need classes")
+    check_covers(max(sizes, default=0), n_test=len(ds.split_rows("test")), bytes_per_cover=power_bytes_per_cover(),
+                 where=f"dataset {ds.name!r}")  # before any feature is computed
     conditions = load_conditions(ds, condition, run)
     continuous = not is_categorical(condition)
     ext = make_extractor(ds, cfg.features, res, cfg, pick_device(device_kind))
@@ -285,7 +288,8 @@ def power_analysis(
         "family": model.family, "left_out": left_out, "n_permutations": model.n_permutations,
         "n_train": int(len(labelled.train_y)), "n_test": int(len(labelled.test_y)),
         "q_star": qs, "sentence": q_star_sentence(condition, qs), "false_positive": false_positive(rows, condition),
-        "res": int(res), "extractor_guard": guard.to_dict(), "seconds": round(time.perf_counter() - t0, 1),
+        "res": int(res), "extractor_guard": guard.to_dict(), "refused": None if guard.ok else guard.reason,
+        "seconds": round(time.perf_counter() - t0, 1),
     }
     new = {
         "schema_version": 1, "run": run.name, "dataset": ds.name, "extractor": ext.name,

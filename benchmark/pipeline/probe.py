@@ -1,10 +1,15 @@
 """``bench data probe``: is there a cover <-> music relationship to learn at all? No trained model needed.
 
-Cover features (pretrained Inception by default; ``colour`` needs nothing; ``covernet`` is trained on the
-train split, so it scores val+test covers only) -> genre, by artist-grouped k-fold over every labelled cover, and
--> each audio embedding that runs already hold for this dataset (``runs/*/encoders/<name>/embeddings.parquet``).
-Features are cached by dataset content (``metrics.features.cache``). The result goes to
-``data/<name>/probe.json``; ``bench evaluate`` reuses it while the dataset's content is unchanged.
+Cover features -> genre, by artist-grouped k-fold over every labelled cover, and -> each audio embedding that runs
+already hold for this dataset (``runs/*/encoders/<name>/embeddings.parquet``). Features are cached by dataset content
+(``metrics.features.cache``). The result goes to ``data/<name>/probe.json``.
+
+Which extractor: the same rule as ``bench evaluate`` and ``bench power``, so the probe answers "can *this* extractor
+see genre on these covers?" for the extractor that will judge the models: the config's ``eval.features``
+(``covernet`` in the cpu preset, ``inception`` in the gpu preset), unless ``--features`` names another. ``covernet``
+is trained on the train split, so it scores val+test covers only; Inception and any other extractor score every
+labelled cover at the largest stored size. ``bench evaluate`` reuses probe.json only while the dataset's content,
+the extractor and the fold count are unchanged (``probe_matches``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from core import paths as P
 from core.config.schema import EvalConfig
 from core.data.info import dataset_fingerprint, probe_path, read_probe  # noqa: F401 - read_probe re-exported
 from core.data.prepared import PreparedDataset
-from core.data.splits import track_groups
+from core.data.splits import grouping, track_groups
 from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
 
 PROBE_SCHEMA = 1
-FEATURES = ("inception", "covernet", "colour")
+GROUP_NAMES = {"artist": "artist", "audio": "same audio", "cover": "same cover"}
 NOT_AUDIO = ("genre", "attributes")  # the label itself, and Spotify metadata: not embeddings of the audio
 
 
@@ -73,8 +78,6 @@ def _cover_features(
 
     from metrics.features.extractors import make_extractor, real_features
 
-    if features not in FEATURES:
-        raise UserError(f"unknown probe features {features!r}: choose one of {', '.join(FEATURES)}")
     device = torch.device("cuda" if device_kind in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     # Inception resizes to 299 px itself: give it the most detail there is; covernet was trained at the smallest
     res = min(ds.resolutions) if features == "covernet" else max(ds.resolutions)
@@ -91,9 +94,16 @@ def _cover_features(
     return rows, cached.features, ext, res, "all covers"
 
 
+def probe_matches(probe: dict[str, Any] | None, features: str, folds: int) -> bool:
+    """Whether a saved probe answers for ``features`` with ``folds`` folds (older files name only the extractor)."""
+    if probe is None:
+        return False
+    return probe.get("folds") == folds and probe.get("features", probe.get("extractor")) == features
+
+
 def probe_dataset(
     ds: PreparedDataset,
-    features: str = "inception",
+    features: str | None = None,
     folds: int = 5,
     *,
     runs: list[RunPaths] | None = None,
@@ -103,25 +113,35 @@ def probe_dataset(
     device_kind: str = "auto",
     write: bool = True,
 ) -> dict[str, Any]:
-    """Run the relationship probe on ``ds`` and (with ``write``) save it as ``data/<name>/probe.json``."""
+    """Run the relationship probe on ``ds`` and (with ``write``) save it as ``data/<name>/probe.json``.
+
+    ``features`` None: ``cfg.features``, the extractor evaluation uses (see the module docstring)."""
     from metrics.relationship import audio_probe, genre_probe
 
     cfg = cfg or EvalConfig()
+    features = features or cfg.features
     t0 = time.perf_counter()
+    sources = audio_sources(ds, runs) if ds.has_audio else []
+    why = genre_skip_reason(ds, ds.genre_idx)
+    if why and not sources:  # before any feature is computed: there would be nothing to score
+        raise UserError(f"nothing to probe on dataset {ds.name!r}: {why}, and no run holds audio embeddings of it "
+                        "(`bench encode --dataset NAME` makes some)")
     rows, x, ext, res, covers = _cover_features(ds, features, cfg, device_kind)
-    groups_all = track_groups(ds.tracks)
+    group_by = grouping((ds.manifest.get("split") or {}).get("group_by"))  # the ties the dataset was split by
+    groups_all = track_groups(ds.tracks, group_by)
     y = ds.genre_idx[rows]
     ok = y >= 0
     out: dict[str, Any] = {
         "schema_version": PROBE_SCHEMA,
         "dataset": ds.name,
         "dataset_files": dataset_fingerprint(ds),
+        "features": features,
         "extractor": ext.name,
         "preprocessing": ext.preprocessing,
         "res": res,
         "covers": f"{covers}: {int(ok.sum())} with a genre",
         "n_covers": int(len(rows)),
-        "cv": f"artist-grouped {folds}-fold (groups: artist, same audio, same cover)",
+        "cv": f"artist-grouped {folds}-fold (groups: {', '.join(GROUP_NAMES[k] for k in group_by) or 'none'})",
         "folds": folds,
         "n_groups": int(len(np.unique(groups_all[rows]))),
         "seed": seed,
@@ -129,15 +149,16 @@ def probe_dataset(
         "audio": {},
         "audio_embeddings": [],
     }
-    if ok.sum() and len(np.unique(y[ok])) >= 2:
+    why = genre_skip_reason(ds, y)
+    if why is None:
         r = genre_probe(x[ok], y[ok], folds=folds, n_permutations=n_permutations, seed=seed,
-                        groups=groups_all[rows[ok]])
+                        groups=groups_all[rows[ok]], class_names=list(ds.genres))
         out["genre"] = r.to_dict()
     else:
-        out["genre_skipped"] = "fewer than two genres among the covers"
+        out["genre_skipped"] = f"{why} ({covers})"
     if not ds.has_audio:
         out["audio_skipped"] = "the dataset has no audio: it was imported covers only"
-    for src in audio_sources(ds, runs) if ds.has_audio else []:
+    for src in sources:
         from models.encoders.store import load_embeddings
 
         emb = load_embeddings(src.run, src.encoder, ds)[rows]
@@ -152,6 +173,17 @@ def probe_dataset(
     if write:
         write_json_atomic(probe_path(ds), out)
     return out
+
+
+def genre_skip_reason(ds: PreparedDataset, genre_idx: np.ndarray) -> str | None:
+    """Why covers with these genre indices cannot be probed for genre (None: they can)."""
+    labelled = np.unique(genre_idx[genre_idx >= 0])
+    if labelled.size == 0:
+        return "no cover has a genre (the track table's genre column is missing or empty)"
+    if labelled.size < 2:
+        return (f"every cover with a genre is {ds.genres[int(labelled[0])]!r}: genre accuracy needs two genres or "
+                "more (chance would be 1)")
+    return None
 
 
 def probe_table(probe: dict[str, Any]) -> pd.DataFrame:

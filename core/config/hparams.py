@@ -9,66 +9,85 @@ with another value is refused. ``None`` means "the family's default for this siz
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.config.names import GAN_NAMES
 from core.errors import UserError
 
+# Bounds are part of the type: a value outside them would pass the config and break training steps later (a NaN
+# learning rate trains NaNs; z_dim 0 fails deep inside a layer). Every float must be finite (allow_inf_nan=False).
+AUGMENT_OPS = ("color", "translation", "cutout")  # models.gans.diffaugment.OPS (tests hold them equal)
+FIR_IMPL_NAMES = ("conv", "blend", "pool", "fold")  # models.gans.ops.FIR_IMPLS (tests hold them equal)
+PositiveRate = Annotated[float, Field(gt=0.0)]
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # Adam's moment decay: 1 or more never forgets, below 0 flips sign
+Size = Annotated[int, Field(ge=1)]
 
-def _arch(default: Any = None) -> Any:
-    return Field(default, json_schema_extra={"architecture": True})
+
+def _arch(default: Any = None, **bounds: Any) -> Any:
+    return Field(default, json_schema_extra={"architecture": True}, **bounds)
 
 
 class CommonHParams(BaseModel):
     """Optimiser, batch, augmentation and EMA settings shared by every family."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    lr: float | None = None  # both networks; None: the family's reference learning rate
-    g_lr: float | None = None
-    d_lr: float | None = None
-    betas: tuple[float, float] | None = None
+    lr: PositiveRate | None = None  # both networks; None: the family's reference learning rate
+    g_lr: PositiveRate | None = None
+    d_lr: PositiveRate | None = None
+    betas: tuple[Beta, Beta] | None = None
     batch: int = Field(32, ge=1)
     augment: str | None = None  # DiffAugment policy; None: "color,translation,cutout" for StyleGAN, else "none"
     ada: bool = False
-    ada_target: float = 0.6
+    ada_target: float = Field(0.6, gt=0.0, lt=1.0)  # target of E[sign(D(real))]: 1 is never reached, 0 always
     ema: bool | None = None  # None: on for StyleGAN only
-    ema_half_life_kimg: float = 10.0
-    ema_rampup: float | None = None
+    ema_half_life_kimg: float = Field(10.0, gt=0.0)
+    ema_rampup: float | None = Field(None, gt=0.0)
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: str | None) -> str | None:
+        if v is None or v.strip() in ("", "none"):
+            return v
+        bad = [op.strip() for op in v.split(",") if op.strip() not in AUGMENT_OPS]
+        if bad:
+            raise ValueError(f"unknown DiffAugment op(s) {', '.join(map(repr, bad))}: use none or a comma-separated "
+                             f"subset of {', '.join(AUGMENT_OPS)}")
+        return v
 
 
 class DCGANHParams(CommonHParams):
-    z_dim: int = _arch(100)
-    base: int | None = _arch()
-    embed_dim: int | None = _arch()
+    z_dim: int = _arch(100, ge=1)
+    base: Size | None = _arch()
+    embed_dim: Size | None = _arch()
 
 
 class WGANGPHParams(CommonHParams):
-    z_dim: int = _arch(128)
-    base: int | None = _arch()
-    embed_dim: int | None = _arch()
-    critic_norm: str = _arch("layer")
-    gp_weight: float = 10.0
+    z_dim: int = _arch(128, ge=1)
+    base: Size | None = _arch()
+    embed_dim: Size | None = _arch()
+    critic_norm: Literal["layer", "batch", "none"] = _arch("layer")
+    gp_weight: float = Field(10.0, ge=0.0)
     n_critic: int = Field(5, ge=1)
-    drift: float = 0.0
+    drift: float = Field(0.0, ge=0.0)
 
 
 class StyleGANHParams(CommonHParams):
-    z_dim: int | None = _arch()
-    w_dim: int | None = _arch()
-    mapping_layers: int | None = _arch()
-    channel_base: int | None = _arch()
-    channel_max: int | None = _arch()
+    z_dim: Size | None = _arch()
+    w_dim: Size | None = _arch()
+    mapping_layers: Size | None = _arch()
+    channel_base: Size | None = _arch()
+    channel_max: Size | None = _arch()
     fused: bool = _arch(False)
-    r1_gamma: float | None = None  # None: 0.0002 * res^2 / batch
+    r1_gamma: float | None = Field(None, ge=0.0)  # None: 0.0002 * res^2 / batch
     r1_every: int = Field(16, ge=1)
-    pl_weight: float | None = None  # None: 2 at full size, 0 for tiny
+    pl_weight: float | None = Field(None, ge=0.0)  # None: 2 at full size, 0 for tiny
     pl_every: int = Field(4, ge=1)
-    style_mix_prob: float = 0.9
-    mbstd_group: int = _arch(4)
-    fir_impl: str = "conv"  # how the FIR filter runs (same function): see models.gans.ops
+    style_mix_prob: float = Field(0.9, ge=0.0, le=1.0)
+    mbstd_group: int = _arch(4, ge=1)
+    fir_impl: Literal["conv", "blend", "pool", "fold"] = "conv"  # how the FIR filter runs: see models.gans.ops
 
 
 HPARAMS_BY_FAMILY: dict[str, type[CommonHParams]] = {
@@ -101,5 +120,12 @@ def resolve_hparams(gan: str, overrides: dict[str, Any]) -> CommonHParams:
     try:
         return model.model_validate(overrides)
     except ValidationError as e:
-        what = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        what = "; ".join(_problem(err) for err in e.errors())
         raise UserError(f"invalid setting for {gan}: {what}") from None
+
+
+def _problem(err: dict[str, Any]) -> str:
+    """``lr: Input should be greater than 0 (got -1)``: the key, pydantic's reason and the value given."""
+    line = f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')}"
+    value = err.get("input")
+    return f"{line} (got {value!r})" if isinstance(value, (int, float, str)) and not isinstance(value, bool) else line

@@ -75,6 +75,11 @@ class SplitConfig(Strict):
     val: float = Field(0.1, ge=0.0, lt=1.0)
     test: float = Field(0.1, gt=0.0, lt=1.0)
     seed: int = 0
+    group_by: list[Literal["artist", "audio", "cover"]] | None = Field(
+        None, description="what ties tracks into one split: artist, identical audio, identical cover; [] ties "
+        "nothing. Unset: all three, and the import fails when identical content costs a split a genre or a split "
+        "(core.data.splits)",
+    )
 
     @model_validator(mode="after")
     def _sum(self) -> SplitConfig:

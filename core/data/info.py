@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,29 @@ def probe_path(ds: PreparedDataset) -> Path:
 def dataset_fingerprint(ds: PreparedDataset) -> dict[str, str]:
     """The dataset's content identity: each file's sha256 from the manifest (a re-import changes it)."""
     return {name: str(f.get("sha256")) for name, f in sorted((ds.manifest.get("files") or {}).items())}
+
+
+def dataset_identity(ds: PreparedDataset) -> str:
+    """What makes two datasets of one name the same dataset, as a short tag.
+
+    A synthetic world is its recipe (the synthesis settings and the split settings, ``synth:<hash>``): the same
+    recipe makes the same world, and the tag does not hang on the last bit of floating-point synthesis on another
+    CPU. An imported collection is its content (every file's sha256, ``files:<hash>``): re-importing other files
+    under the same name changes it.
+    """
+    m = ds.manifest
+    if ds.is_synthetic and m.get("synth"):
+        return recipe_identity(m["synth"], m.get("split") or {})
+    return "files:" + _digest(dataset_fingerprint(ds))
+
+
+def _digest(tree: Any) -> str:
+    return hashlib.sha256(json.dumps(tree, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def recipe_identity(synth: dict[str, Any], split: dict[str, Any]) -> str:
+    """``dataset_identity`` of the world a synthesis config would make, without making it."""
+    return "synth:" + _digest({"synth": dict(synth), "split": dict(split)})
 
 
 def read_probe(ds: PreparedDataset, *, fresh_only: bool = True) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ import pandas as pd
 from core import paths as P
 from core import storage
 from core.config.schema import SplitConfig
-from core.data.splits import SPLITS, split_tracks
+from core.data.splits import SPLITS, split_frame
 from core.errors import UserError
 from core.jsonfiles import write_json_atomic
 from core.versions import package_versions
@@ -283,13 +283,11 @@ class DatasetWriter:
                 tracks[col] = np.nan
         if "cover_hash" not in tracks.columns or "audio_hash" not in tracks.columns:  # the importer's workers hash
             tracks["cover_hash"], tracks["audio_hash"] = self._content_hashes(tracks["audio_len"].to_numpy())
-        has_artists = tracks["artist_id"].notna().any()
-        result = split_tracks(
-            tracks["genre"],
-            tracks["artist_id"] if has_artists else None,
-            split,
-            links=[tracks["cover_hash"].tolist(), tracks["audio_hash"].tolist()],
-        )
+        try:
+            result = split_frame(tracks, split)  # artist and content ties, as split.group_by says
+        except UserError:
+            self.abort()
+            raise
         tracks["split"] = result.split
         self.warnings = list(result.warnings)
         tracks["row"] = np.arange(len(tracks))

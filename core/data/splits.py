@@ -1,7 +1,13 @@
 """Train/val/test assignment: stratified by genre and artist-disjoint, so no artist leaks across splits.
 
-Tracks that share content (the same audio or the same cover bytes, see ``content_links``) are tied together like
-tracks of one artist, so a clip repeated on a compilation never sits in train and test at once.
+Tracks that share content (the same audio or the same cover bytes) are tied together like tracks of one artist, so
+a clip repeated on a compilation never sits in train and test at once. ``SplitConfig.group_by`` says which ties
+count (``artist``, ``audio``, ``cover``; ``[]``: none). Left unset it means all three, checked: when the content ties
+cost a split a genre (or a whole split) that artist grouping alone would fill, the split is refused naming the
+largest duplicate groups (``split_frame``). A collection that reuses one preview for many tracks otherwise merges
+whole genres into one group that lands in train, and every held-out score is then computed without those genres.
+The user chooses: ``--group-by artist`` (duplicates may then sit in train and test) or an explicit
+``--group-by artist,audio,cover`` (keep them together, accept the gaps).
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ import numpy as np
 import pandas as pd
 
 from core.config.schema import SplitConfig
+from core.errors import UserError
 
 SPLITS = ("train", "val", "test")
+GROUP_BY = ("artist", "audio", "cover")
+LINK_COLUMNS = {"audio": "audio_hash", "cover": "cover_hash"}  # prepared tracks columns (exact-content hashes)
 
 
 @dataclass
@@ -56,11 +65,82 @@ def _group_ids(n: int, artists: Sequence[object] | None, links: Sequence[Sequenc
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
-def track_groups(tracks: pd.DataFrame) -> np.ndarray:
-    """Group ids of a prepared tracks table, as the splitter forms them (artist, same audio, same cover)."""
-    artists = tracks["artist_id"] if "artist_id" in tracks and tracks["artist_id"].notna().any() else None
-    links = [tracks[c].tolist() for c in ("cover_hash", "audio_hash") if c in tracks]
+def grouping(group_by: Sequence[str] | None) -> tuple[str, ...]:
+    """The ties in effect: ``group_by`` in canonical order (None: all of ``GROUP_BY``)."""
+    return GROUP_BY if group_by is None else tuple(k for k in GROUP_BY if k in group_by)
+
+
+def _ties(tracks: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.Series | None, list[list[object]]]:
+    """(artist ids or None, content link columns) of a prepared tracks table for the ties ``keys``."""
+    has_artists = "artist" in keys and "artist_id" in tracks and tracks["artist_id"].notna().any()
+    links = [tracks[LINK_COLUMNS[k]].tolist() for k in keys if k in LINK_COLUMNS and LINK_COLUMNS[k] in tracks]
+    return (tracks["artist_id"] if has_artists else None), links
+
+
+def track_groups(tracks: pd.DataFrame, group_by: Sequence[str] | None = None) -> np.ndarray:
+    """Group ids of a prepared tracks table, as the splitter forms them (``group_by``: as the dataset's split)."""
+    artists, links = _ties(tracks, grouping(group_by))
     return _group_ids(len(tracks), artists, links)
+
+
+def split_frame(tracks: pd.DataFrame, cfg: SplitConfig | None = None) -> SplitResult:
+    """The split of a prepared tracks table (track_id, genre, artist_id, audio_hash, cover_hash) by ``cfg``.
+
+    With ``group_by`` unset, refused (UserError naming the largest duplicate groups and the options) when the
+    content ties leave a split without a genre, or empty, where artist grouping alone would not.
+    """
+    cfg = cfg or SplitConfig()
+    artists, links = _ties(tracks, grouping(cfg.group_by))
+    result = split_tracks(tracks["genre"], artists, cfg, links)
+    if cfg.group_by is None and links:
+        plain = split_tracks(tracks["genre"], artists, cfg)
+        lost = split_gaps(tracks["genre"], result.split, cfg) - split_gaps(tracks["genre"], plain.split, cfg)
+        if lost:
+            raise UserError(_merge_message(tracks, artists, links, lost))
+    return result
+
+
+def split_gaps(genres: Sequence[object], split: np.ndarray, cfg: SplitConfig) -> set[tuple[str | None, str]]:
+    """Every (genre, split) with a share but none of the genre's tracks, and (None, split) for an empty split."""
+    g = pd.Series(list(genres), dtype=object).fillna("__none__").astype(str).to_numpy()
+    split = np.asarray(split)
+    wanted = [name for name, share in zip(SPLITS, (cfg.train, cfg.val, cfg.test), strict=True) if share > 0]
+    out = {(None, sp) for sp in wanted if not (split == sp).any()}
+    for genre in set(g) - {"__none__"}:
+        out |= {(genre, sp) for sp in wanted if not (split[g == genre] == sp).any()}
+    return out
+
+
+def _merge_message(tracks: pd.DataFrame, artists: pd.Series | None, links: list[list[object]],
+                   lost: set[tuple[str | None, str]]) -> str:
+    """One line: what the content ties cost, the largest duplicate groups, and the two ways out."""
+    n = len(tracks)
+    comp, plain = _group_ids(n, artists, links), _group_ids(n, artists)
+    big = comp == np.bincount(comp).argmax()
+    genres = tracks["genre"].astype(object).to_numpy()
+    empty = [sp for sp in SPLITS if (None, sp) in lost]
+    absent = sorted({(sp, g) for g, sp in lost if g is not None and sp not in empty})
+    costs = ([f"split {' and '.join(empty)} left empty"] if empty else []) + [
+        f"{sp} without genre(s) {', '.join(repr(g) for s2, g in absent if s2 == sp)}"
+        for sp in dict.fromkeys(sp for sp, _ in absent)
+    ]
+    dups = []
+    for key, col in LINK_COLUMNS.items():
+        h = tracks[col] if col in tracks else pd.Series(dtype=object)
+        for value, count in h[h.notna()].value_counts().head(2).items():
+            if count > 1:
+                rows = np.flatnonzero((h == value).to_numpy())
+                ids = ", ".join(tracks["track_id"].astype(str).iloc[rows[:3]]) + (", ..." if count > 3 else "")
+                dups.append((count, f"one {key} on {count} tracks of {len(np.unique(plain[rows]))} artist group(s) "
+                                    f"({ids})"))
+    kinds = " or ".join(f"{k}s" if k == "cover" else k for k, c in LINK_COLUMNS.items() if c in tracks)
+    largest = "; ".join(d for _, d in sorted(dups, key=lambda t: -t[0])[:3])
+    return (
+        f"identical {kinds} tie {int(big.sum())} of {n} tracks ({pd.Series(genres[big]).nunique()} genres, "
+        f"{len(np.unique(plain[big]))} artist groups) into one split group: {'; '.join(costs[:3])}; largest "
+        f"duplicates: {largest}. Import again with --group-by artist (duplicates may then sit in train and test), "
+        "--group-by artist,audio,cover to keep them together anyway, or remove the duplicates"
+    )
 
 
 def split_tracks(

@@ -26,7 +26,10 @@ def resolve_names(names: str | Sequence[str]) -> list[str]:
     """``"all"``, one name, or several (comma-separated or a list) -> known encoder names in canonical order."""
     items = [names] if isinstance(names, str) else list(names)
     flat = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
-    if not flat or "all" in flat:
+    if not flat:  # an empty --encoder "" is a mistake, never a request for all six
+        raise UserError(f"no encoder named in {names!r}: name one or more "
+                        f"of {', '.join((*ENCODER_NAMES, *OPTIONAL_ENCODERS))}, comma-separated, or all")
+    if "all" in flat:
         return list(ENCODER_NAMES)
     for n in flat:
         encoder_class(n)  # raises UserError for unknown names

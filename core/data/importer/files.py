@@ -2,6 +2,10 @@
 
 Files may sit in any subfolder. When two files share a stem, the one in the expected folder (``covers/`` or
 ``previews/``) wins, then the shallower, then the first by name; the others are recorded as duplicates.
+
+Symbolic links (to files or folders) are never followed: a link can point anywhere on the machine, and what the
+importer reads must be the source the user named. They are listed instead (``MediaIndex.links``), so a row whose
+cover is a link, or a dump whose ``covers/`` folder is one, is rejected saying so, not as a missing cover.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ class MediaIndex:
     covers: dict[str, Path] = field(default_factory=dict)
     previews: dict[str, Path] = field(default_factory=dict)
     duplicates: list[tuple[str, Path, Path]] = field(default_factory=list)  # (stem, ignored file, kept file)
+    links: list[Path] = field(default_factory=list)  # symbolic links, not followed (files and folders)
+    linked: dict[str, dict[str, Path]] = field(default_factory=lambda: {"cover": {}, "preview": {}})  # kind: stem
+
+    def linked_folders(self) -> list[Path]:
+        return [p for p in self.links if p.is_dir()]
+
+    def link_note(self, root: Path, limit: int = 3) -> str:
+        """``3 symbolic links not followed (covers/, a.jpg, ...)``, or "" when there are none."""
+        if not self.links:
+            return ""
+        names = [p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in self.links]
+        more = f", ... {len(names) - limit} more" if len(names) > limit else ""
+        return (f"{len(names)} symbolic link(s) not followed ({', '.join(names[:limit])}{more}): the importer reads "
+                "only real files inside the source; copy the linked files in")
 
 
 def _visible(path: Path, root: Path) -> bool:
@@ -32,14 +50,19 @@ def _visible(path: Path, root: Path) -> bool:
 def index_media(root: Path) -> MediaIndex:
     """Index every cover image and audio preview below ``root`` by stem."""
     found: dict[str, dict[str, list[Path]]] = {"cover": {}, "preview": {}}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.is_symlink() or not _visible(path, root):
-            continue
-        ext = path.suffix.lower()
-        kind = "cover" if ext in images.EXTENSIONS else "preview" if ext in audio.EXTENSIONS else None
-        if kind is not None:
-            found[kind].setdefault(path.stem, []).append(path)
     index = MediaIndex()
+    for path in sorted(root.rglob("*")):  # rglob lists a link but never descends into a linked folder
+        if not _visible(path, root):
+            continue
+        kind = _kind(path)
+        if path.is_symlink():
+            if kind is not None or path.is_dir():
+                index.links.append(path)
+            if kind is not None:
+                index.linked[kind].setdefault(path.stem, path)
+            continue
+        if kind is not None and path.is_file():
+            found[kind].setdefault(path.stem, []).append(path)
     for kind, target in (("cover", index.covers), ("preview", index.previews)):
         for stem, paths in found[kind].items():
             ranked = sorted(
@@ -49,6 +72,11 @@ def index_media(root: Path) -> MediaIndex:
             target[stem] = ranked[0]
             index.duplicates.extend((stem, p, ranked[0]) for p in ranked[1:])
     return index
+
+
+def _kind(path: Path) -> str | None:
+    ext = path.suffix.lower()
+    return "cover" if ext in images.EXTENSIONS else "preview" if ext in audio.EXTENSIONS else None
 
 
 def find_metadata(root: Path, metadata: Path | None) -> Path:

@@ -134,6 +134,10 @@ def _import_tree(
 
     media = index_media(root)
     source["files"] = {"covers": len(media.covers), "previews": len(media.previews)}
+    link_note = media.link_note(root)
+    if link_note:
+        notes.append(link_note)
+        source["symlinks_not_followed"] = len(media.links)
     rejected += [
         (stem, _rel(p, root), f"duplicate-file: same id as {_rel(kept, root)}") for stem, p, kept in media.duplicates
     ]
@@ -146,7 +150,7 @@ def _import_tree(
     rejected += pairing_rejects
     rejected += _orphans(meta, media, root)
     track_rejects = len(meta.rejected) + len(pairing_rejects)
-    _check_share(track_rejects, meta.rows_read, cfg, dest, rejected)  # fail before decoding when already lost
+    _check_share(track_rejects, meta.rows_read, cfg, dest, rejected, hint=link_note)  # fail before decoding
 
     samples = round(cfg.seconds * cfg.sample_rate)
     writer = DatasetWriter(dest, len(jobs), cfg.res, samples, cfg.sample_rate, force, audio=has_audio)
@@ -164,7 +168,7 @@ def _import_tree(
                 rejected.append((meta.tracks["track_id"].iat[meta_rows[job.row]], _rel(Path(bad), root), out.reason))
                 track_rejects += 1
         rejected_df = _rejected_frame(rejected)
-        _check_share(track_rejects, meta.rows_read, cfg, dest, rejected, writer)
+        _check_share(track_rejects, meta.rows_read, cfg, dest, rejected, writer, hint=link_note)
         tracks = meta.tracks.iloc[[meta_rows[r] for r in kept_rows]].drop(columns=["line"]).reset_index(drop=True)
         tracks = tracks[["track_id", "album_id", "artist_id", "artist", "album", "track", "genre", *ATTRIBUTES]]
         tracks["audio_len"] = np.asarray(audio_len, dtype=np.int64)
@@ -207,20 +211,44 @@ def _pair(
         where = f"{csv_name}:{line}"
         if not has_audio:
             if cover is None:
-                rejects.append((tid, where, f"missing-cover: no cover named {aid or tid}"))
+                rejects.append((tid, where, _missing(media, root, "cover", [aid, tid])))
             else:
                 jobs.append(worker.Job(len(jobs), str(cover), None))
                 meta_rows.append(i)
         elif cover is None and preview is None:
-            rejects.append((tid, where, "missing-files: no cover and no preview"))
+            linked = _linked(media, root, "cover", [aid, tid]) or _linked(media, root, "preview", [tid])
+            rejects.append((tid, where, linked or f"missing-files: no cover and no preview{_folders(media, root)}"))
         elif cover is None:
-            rejects.append((tid, _rel(preview, root), f"missing-cover: no cover named {aid or tid}"))
+            rejects.append((tid, _rel(preview, root), _missing(media, root, "cover", [aid, tid])))
         elif preview is None:
-            rejects.append((tid, _rel(cover, root), f"missing-preview: no preview named {tid}"))
+            rejects.append((tid, _rel(cover, root), _missing(media, root, "preview", [tid])))
         else:
             jobs.append(worker.Job(len(jobs), str(cover), str(preview)))
             meta_rows.append(i)
     return jobs, rejects, meta_rows
+
+
+def _linked(media, root: Path, kind: str, stems: list[str | None]) -> str | None:  # noqa: ANN001 - MediaIndex
+    """``symlink-cover: covers/a1.jpg is a symbolic link, not followed ...`` when the wanted file is one."""
+    path = next((media.linked[kind][s] for s in stems if s is not None and s in media.linked[kind]), None)
+    if path is None:
+        return None
+    return f"symlink-{kind}: {_rel(path, root)} is a symbolic link, not followed (copy the file in)"
+
+
+def _folders(media, root: Path) -> str:  # noqa: ANN001 - MediaIndex
+    """`` (not searched: covers/ is a symbolic link, not followed)`` where linked folders may hide the file."""
+    folders = [f"{_rel(p, root)}/" for p in media.linked_folders()]
+    if not folders:
+        return ""
+    verb = "is a symbolic link" if len(folders) == 1 else "are symbolic links"
+    return f" (not searched: {', '.join(folders[:3])} {verb}, not followed)"
+
+
+def _missing(media, root: Path, kind: str, stems: list[str | None]) -> str:  # noqa: ANN001 - MediaIndex
+    """Why a row has no ``kind``: its file is a link, or there is none (and maybe a linked folder was skipped)."""
+    name = next((s for s in stems if s is not None), "?")
+    return _linked(media, root, kind, stems) or f"missing-{kind}: no {kind} named {name}{_folders(media, root)}"
 
 
 def _orphans(meta: Metadata, media, root: Path) -> list[tuple[str, str, str]]:  # noqa: ANN001
@@ -245,6 +273,7 @@ def _check_share(
     dest: DatasetPaths,
     rejected: list[tuple[str, str, str]],
     writer: DatasetWriter | None = None,
+    hint: str = "",
 ) -> None:
     share = n_rejected / n_rows if n_rows else 1.0
     if n_rejected < n_rows and share <= cfg.max_reject_share:
@@ -256,7 +285,7 @@ def _check_share(
     _rejected_frame(rejected).to_csv(out, index=False)
     raise UserError(
         f"import rejected {n_rejected} of {n_rows} tracks ({share:.0%}, limit {cfg.max_reject_share:.0%}): "
-        f"dataset {dest.name!r} not created; reasons in {out}"
+        f"dataset {dest.name!r} not created; reasons in {out}" + (f"; {hint}" if hint else "")
     )
 
 
