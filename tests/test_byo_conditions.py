@@ -126,8 +126,10 @@ def _bad_inputs(ds: PreparedDataset, tmp_path) -> list[tuple[str, object, str]]:
         cases.append((label, _parquet(tmp_path / f"{label}.parquet", ids_, x_, **kw), match))
 
     case("unknown", np.r_[ids[:5], ["nope"], ids[6:]], x, r"row 5: track id 'nope' is not in dataset 'tiny'")
-    case("missing", ids[:-3], x[:-3], r"3 tracks of dataset 'tiny' have no vector, the first 't0037' \(dataset row 37\)")
-    case("duplicate", np.r_[ids, ids[2:3]], np.r_[x, x[2:3]], r"row 40: track id 't0002' appears twice \(first at row 2\)")
+    case("missing", ids[:-3], x[:-3],
+         r"3 tracks of dataset 'tiny' have no vector, the first 't0037' \(dataset row 37\)")
+    case("duplicate", np.r_[ids, ids[2:3]], np.r_[x, x[2:3]],
+         r"row 40: track id 't0002' appears twice \(first at row 2\)")
     nan = x.copy()
     nan[7, 1] = np.nan
     case("nan", ids, nan, r"row 7 \(track 't0007'\): NaN or inf")
@@ -168,7 +170,8 @@ def test_cli_registers_and_refuses_with_exit_2(tiny, tmp_path, capsys):
     ids = tiny.tracks["track_id"].astype(str).to_numpy()
     good = _parquet(tmp_path / "good.parquet", ids, _vectors(tiny, 3.0))
     sets = [a for s in ENC_SET for a in ("--set", s)]
-    assert run_bench("encode", "--from-file", str(good), "--name", "clap", "--run", "r", "--dataset", "tiny", *sets) == 0
+    args = ["encode", "--from-file", str(good), "--name", "clap", "--run", "r", "--dataset", "tiny"]
+    assert run_bench(*args, *sets) == 0
     assert "dcgan_cond+clap" in capsys.readouterr().out
     assert json.loads((paths.run("r").encoder("clap") / "meta.json").read_text())["kind"] == "external"
     nan = _vectors(tiny, 3.0)
@@ -229,8 +232,9 @@ def test_a_gan_trains_on_a_registered_embedding(tiny, tmp_path):
     ids = tiny.tracks["track_id"].astype(str).to_numpy()
     run = paths.run("r")
     register_embedding(tiny, run, _parquet(tmp_path / "v.parquet", ids, _vectors(tiny, 2.0, d=5)), "myemb")
-    cfg = load_config("cpu", ["train.models=[dcgan_cond+myemb]", "run=r", "data.name=tiny", "train.kimg=0.016",
-                              "train.batch=8", "train.snapshot_kimg=0.016", "train.checkpoint_kimg=0.016"])
+    cfg = load_config("cpu", ["train.models=[dcgan_cond+myemb]", "run=r", "data.name=tiny",
+                              "train.per_model.dcgan_cond.kimg=0.016", "train.batch=8", "train.snapshot_kimg=0.016",
+                              "train.checkpoint_kimg=0.016"])  # fmt: skip
     stages = train_all(tiny, run, cfg, encoders="none")
     assert [(s.kind, s.name, s.status) for s in stages] == [
         ("encoder", "myemb", "registered"), ("gan", "dcgan_cond+myemb", "trained")]
