@@ -240,3 +240,50 @@ def test_a_gan_trains_on_a_registered_embedding(tiny, tmp_path):
         ("encoder", "myemb", "registered"), ("gan", "dcgan_cond+myemb", "trained")]
     tc = json.loads((run.model("dcgan_cond+myemb") / "train_config.json").read_text())
     assert tc["condition"] == "myemb" and tc["cond_dim"] == 5
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A 480-track synthetic world whose covers carry their genre (coupling 1)."""
+    from core.config.schema import SplitConfig, SynthConfig
+    from core.data.synth.world import synthesize_world
+
+    root = tmp_path_factory.mktemp("byo_world")
+    paths.set_roots(root, root / "runs")
+    cfg = SynthConfig(tracks=480, genres=4, coupling=1.0, res=[32], seconds=1.0, seed=5)
+    synthesize_world(paths.dataset("w"), cfg, SplitConfig(), workers=1)
+    paths.set_roots(None, None)
+    return root
+
+
+def test_a_registered_embedding_is_judged_like_a_built_in_one(world, tmp_path, monkeypatch):
+    """A planted oracle conditioned on an outside embedding says "yes" (an ignoring generator does not), the
+    continuous-condition tests run on it, and the report shows it on the encoder and music pages."""
+    import benchmark.pipeline.evaluate as ev
+    from reports.build import build_report
+    from tests.test_music_conditioning import EVAL_SET, TrackG
+
+    paths.set_roots(world, tmp_path / "runs")
+    ds = PreparedDataset.open("w")
+    ids = ds.tracks["track_id"].astype(str).to_numpy()
+    run = paths.run("byo")
+    register_embedding(ds, run, _parquet(tmp_path / "clap.parquet", ids, _vectors(ds, 4.0)), "clap",
+                       cfg=load_config("cpu", ENC_SET).encoders)
+    conditions = load_conditions(ds, "clap", run)
+    cfg = load_config("cpu", EVAL_SET).eval
+    verdicts = {}
+    for oracle in (True, False):
+        meta = {"res": 32, "cond_dim": conditions.shape[1], "z_dim": 4, "condition": "clap", "checkpoint": "planted",
+                "images_seen": 0, "model": "planted"}
+        g = TrackG(ds, conditions, oracle)
+        monkeypatch.setattr(ev, "load_generator", lambda *a, g=g, meta=meta, **k: (g, dict(meta)))
+        model = "dcgan_cond+clap" if oracle else "wgan_gp_cond+clap"
+        m = ev.evaluate_model(ds, run, model, cfg, device_kind="cpu", n=400, seed=0)
+        assert m["condition"] == "clap" and m["verdict"]["kind"] == "continuous" and "retrieval" in m["metrics"]
+        verdicts[oracle] = m["verdict"]["conditioning_works"]
+    assert verdicts == {True: "yes", False: verdicts[False]} and verdicts[False] != "yes"
+    report = build_report(run).parent
+    assert "clap" in (report / "encoders.html").read_text()
+    blocks = {b.split("</h2>")[0]: b for b in (report / "music.html").read_text().split("<h2>")[1:]}
+    assert "dcgan_cond+clap" in blocks["clap"] and "wgan_gp_cond+clap" in blocks["clap"]
+    paths.set_roots(None, None)

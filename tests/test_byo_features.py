@@ -242,3 +242,50 @@ def test_cmmd_entry_for_metrics_json_and_bad_inputs():
                         ((np.zeros((5, 4)), rng.normal(size=(10, 4))), "row 0 is all zeros")]:  # fmt: skip
         with pytest.raises(UserError, match=match):
             cmmd(*args)
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def test_probe_cli_takes_file_features_and_refuses_a_broken_contract_in_one_line(tiny, tmp_path, capsys):
+    import json
+
+    from tests.conftest import run_bench
+
+    good = save_scripted(tmp_path / "feat.pt", TinyNet(seed=1))
+    assert run_bench("data", "probe", "tiny", "--features", f"file:{good}", "--folds", "2", "--permutations",
+                     "100") == 0  # fmt: skip
+    probe = json.loads((tiny.paths.root / "probe.json").read_text())
+    sha = hashlib.sha256(good.read_bytes()).hexdigest()
+    assert probe["extractor"] == f"file:feat.pt@{sha[:12]}" and sha in probe["preprocessing"]
+    capsys.readouterr()
+    bad = save_scripted(tmp_path / "gray.pt", TinyNet(c_in=1))
+    assert run_bench("data", "probe", "tiny", "--features", f"file:{bad}", "--folds", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert "failed on the input contract" in err and len(err.splitlines()) == 1
+
+
+def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypatch):
+    """bench evaluate's own pipeline with file features: metrics.json names the file by its SHA-256."""
+    import json
+
+    import benchmark.pipeline.evaluate as ev
+    from core import paths
+    from core.config import load_config
+    from core.config.schema import SplitConfig, SynthConfig
+    from core.data.synth.world import synthesize_world
+    from tests.test_evaluate_pipeline import N_GENRES, PlantedG
+
+    synthesize_world(paths.dataset("w"), SynthConfig(tracks=240, genres=N_GENRES, coupling=1.0, res=[32],
+                                                     seconds=1.0, seed=3), SplitConfig(), workers=1)  # fmt: skip
+    ds = PreparedDataset.open("w")
+    path = save_scripted(tmp_path / "feat.pt", TinyNet(seed=4, d=16))
+    meta = {"res": 32, "cond_dim": N_GENRES, "z_dim": 4, "condition": "genre", "checkpoint": "planted",
+            "images_seen": 0}
+    monkeypatch.setattr(ev, "load_generator", lambda *a, **k: (PlantedG(ds, True), dict(meta)))
+    cfg = load_config("cpu", ["eval.n_permutations=100", "eval.n_bootstrap=10", "eval.tsne_real=60", "eval.tsne_gen=30",
+                              "eval.sensitivity_z=4", f"eval.features=file:{path}"]).eval  # fmt: skip
+    m = ev.evaluate_model(ds, paths.run("r"), "dcgan_cond", cfg, device_kind="cpu", n=60, seed=0)
+    on_disk = json.loads((paths.run("r").eval("dcgan_cond") / "metrics.json").read_text())
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    for doc in (m, on_disk):
+        assert doc["extractor"]["sha256"] == sha and doc["extractor"]["format"] == "torchscript"
+        assert doc["metrics"]["fid"]["extractor"] == f"file:feat.pt@{sha[:12]}"

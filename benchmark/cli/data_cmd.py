@@ -121,7 +121,9 @@ def info(name: Annotated[str, typer.Argument(help="dataset name or folder")] = "
 def probe(
     name: Annotated[str, typer.Argument(help="dataset name or folder")] = "default",
     features: Annotated[
-        str, typer.Option("--features", help="inception (pretrained, default), covernet (val+test only) or colour")
+        str,
+        typer.Option("--features", help="inception (pretrained, default), covernet (val+test only), colour, "
+                     "or file:PATH (your own TorchScript/.pt2 feature network)"),
     ] = "inception",
     folds: Annotated[int, typer.Option("--folds", min=2, help="artist-grouped cross-validation folds")] = 5,
     permutations: Annotated[int, typer.Option("--permutations", min=100, help="permutations per p-value")] = 1000,

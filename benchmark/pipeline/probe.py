@@ -73,8 +73,8 @@ def _cover_features(
 
     from metrics.features.extractors import make_extractor, real_features
 
-    if features not in FEATURES:
-        raise UserError(f"unknown probe features {features!r}: choose one of {', '.join(FEATURES)}")
+    if features not in FEATURES and not features.startswith("file:"):
+        raise UserError(f"unknown probe features {features!r}: choose one of {', '.join(FEATURES)} or file:PATH")
     device = torch.device("cuda" if device_kind in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
     # Inception resizes to 299 px itself: give it the most detail there is; covernet was trained at the smallest
     res = min(ds.resolutions) if features == "covernet" else max(ds.resolutions)
