@@ -287,3 +287,19 @@ def test_a_registered_embedding_is_judged_like_a_built_in_one(world, tmp_path, m
     blocks = {b.split("</h2>")[0]: b for b in (report / "music.html").read_text().split("<h2>")[1:]}
     assert "dcgan_cond+clap" in blocks["clap"] and "wgan_gp_cond+clap" in blocks["clap"]
     paths.set_roots(None, None)
+
+
+def test_the_readme_example_registers_an_embedding(tmp_path, monkeypatch):
+    import shlex
+
+    from tests.conftest import readme_blocks
+
+    make_tiny_dataset("default")
+    monkeypatch.chdir(tmp_path)  # the example reads data/default/ and writes myemb.parquet here
+    (python,) = readme_blocks("Bring your own music encoder", "python")
+    exec(compile(python, "README.md", "exec"), {})
+    (bash,) = readme_blocks("Bring your own music encoder", "bash")
+    encode = shlex.split(bash.splitlines()[0].split("#")[0])
+    assert encode[:2] == ["bench", "encode"] and run_bench(*encode[1:]) == 0
+    got = load_conditions(PreparedDataset.open("default"), "myemb", paths.run("default"))
+    assert got.shape == (40, 16) and np.isfinite(got).all()

@@ -289,3 +289,21 @@ def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypat
     for doc in (m, on_disk):
         assert doc["extractor"]["sha256"] == sha and doc["extractor"]["format"] == "torchscript"
         assert doc["metrics"]["fid"]["extractor"] == f"file:feat.pt@{sha[:12]}"
+
+
+def test_the_readme_feature_network_follows_the_contract(tiny, tmp_path, monkeypatch):
+    from tests.conftest import readme_blocks
+
+    monkeypatch.chdir(tmp_path)
+    import runpy
+
+    (python,) = readme_blocks("Bring your own feature network", "python")
+    script = tmp_path / "readme_features.py"  # a file: torch.jit.script reads the class's source
+    script.write_text(python)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        runpy.run_path(str(script), run_name="readme")
+    (bash,) = readme_blocks("Bring your own feature network", "bash")
+    kind = bash.split("--features ")[1].split()[0]
+    ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
+    assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224
