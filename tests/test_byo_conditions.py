@@ -283,7 +283,9 @@ def test_a_registered_embedding_is_judged_like_a_built_in_one(world, tmp_path, m
         verdicts[oracle] = m["verdict"]["conditioning_works"]
     assert verdicts == {True: "yes", False: verdicts[False]} and verdicts[False] != "yes"
     report = build_report(run).parent
-    assert "clap" in (report / "encoders.html").read_text()
+    sha = json.loads((run.encoder("clap") / "meta.json").read_text())["sha256"]
+    assert f"clap <span class=\"small muted\">registered from a file (sha256 {sha[:12]}" in (
+        report / "encoders.html").read_text()
     blocks = {b.split("</h2>")[0]: b for b in (report / "music.html").read_text().split("<h2>")[1:]}
     assert "dcgan_cond+clap" in blocks["clap"] and "wgan_gp_cond+clap" in blocks["clap"]
     paths.set_roots(None, None)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from core.errors import UserError
 from core.jsonfiles import jsonable
@@ -66,35 +67,40 @@ def unit_rows(x: np.ndarray, what: str) -> np.ndarray:
     return x / norms[:, None]
 
 
-def kernel_sums(a: np.ndarray, b: np.ndarray, wa: np.ndarray, wb: np.ndarray, gamma: float) -> np.ndarray:
+def kernel_sums(a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor, wb: torch.Tensor, gamma: float) -> torch.Tensor:
     """wa[:, r]^T K(a, b) wb[:, r] for every column r, with K_ij = exp(-gamma |a_i - b_j|^2), in row blocks."""
-    out = np.zeros(wa.shape[1])
-    b_sq = np.einsum("ij,ij->i", b, b)
+    out = torch.zeros(wa.shape[1], dtype=a.dtype, device=a.device)
+    b_sq = (b * b).sum(dim=1)
     for s in range(0, len(a), BLOCK):
         blk = a[s : s + BLOCK]
-        d2 = np.einsum("ij,ij->i", blk, blk)[:, None] + b_sq[None, :] - 2.0 * (blk @ b.T)
-        k = np.exp(-gamma * np.maximum(d2, 0.0))
-        out += np.einsum("ir,ir->r", wa[s : s + BLOCK], k @ wb)
+        d2 = (blk * blk).sum(dim=1)[:, None] + b_sq[None, :] - 2.0 * (blk @ b.T)
+        k = torch.exp(-gamma * d2.clamp_min_(0.0))
+        out += (wa[s : s + BLOCK] * (k @ wb)).sum(dim=0)
     return out
 
 
-def _within(x: np.ndarray, w: np.ndarray, gamma: float, estimator: Estimator) -> np.ndarray:
+def _within(x: torch.Tensor, w: torch.Tensor, gamma: float, estimator: Estimator) -> torch.Tensor:
     """Mean kernel within one (weighted) set: off-diagonal pairs only for the unbiased estimator; k(x, x) = 1."""
     total = kernel_sums(x, x, w, w, gamma)
-    n = w.sum(axis=0)
+    n = w.sum(dim=0)
     if estimator == "biased":
         return total / (n * n)
-    same = (w * w).sum(axis=0)  # ordered pairs of a point with itself or its own copies
+    same = (w * w).sum(dim=0)  # ordered pairs of a point with itself or its own copies
     return (total - same) / (n * n - same)
 
 
 def mmd2_weighted(
-    x: np.ndarray, y: np.ndarray, wx: np.ndarray, wy: np.ndarray, sigma: float, estimator: Estimator
+    x: np.ndarray, y: np.ndarray, wx: np.ndarray, wy: np.ndarray, sigma: float, estimator: Estimator,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """MMD^2 for each column of resampling counts ``wx`` (n_x, R) and ``wy`` (n_y, R) (all ones: the estimate)."""
+    """MMD^2 for each column of resampling counts ``wx`` (n_x, R) and ``wy`` (n_y, R) (all ones: the estimate),
+    in float64 on ``device`` (default CPU; a GPU makes large sets cheap)."""
     gamma = 1.0 / (2.0 * sigma * sigma)
-    cross = kernel_sums(x, y, wx, wy, gamma) / (wx.sum(axis=0) * wy.sum(axis=0))
-    return _within(x, wx, gamma, estimator) + _within(y, wy, gamma, estimator) - 2.0 * cross
+    x, y, wx, wy = (torch.as_tensor(np.asarray(a, np.float64), device=device) for a in (x, y, wx, wy))
+    with torch.no_grad():
+        cross = kernel_sums(x, y, wx, wy, gamma) / (wx.sum(dim=0) * wy.sum(dim=0))
+        out = _within(x, wx, gamma, estimator) + _within(y, wy, gamma, estimator) - 2.0 * cross
+    return out.cpu().numpy()
 
 
 def mmd2_rbf(x: np.ndarray, y: np.ndarray, sigma: float = SIGMA, *, estimator: Estimator = "unbiased") -> float:
@@ -133,6 +139,7 @@ def cmmd(
     n_boot: int = 0,
     seed: int = 0,
     confidence: float = 0.95,
+    device: torch.device | str | None = None,
 ) -> CMMDResult:
     """CMMD between real and generated features; ``n_boot`` > 0 adds a bootstrap percentile interval."""
     if estimator not in ("unbiased", "biased"):
@@ -146,7 +153,7 @@ def cmmd(
         rng = np.random.default_rng(seed)
         wr = np.concatenate([wr, _counts(len(r), n_boot, rng)], axis=1)
         wg = np.concatenate([wg, _counts(len(g), n_boot, rng)], axis=1)
-    vals = scale * mmd2_weighted(r, g, wr, wg, sigma, estimator)
+    vals = scale * mmd2_weighted(r, g, wr, wg, sigma, estimator, device)
     if n_boot > 0:
         q = (1.0 - confidence) / 2.0
         lo, hi = np.quantile(vals[1:], [q, 1.0 - q])
@@ -158,10 +165,13 @@ def cmmd(
     )  # fmt: skip
 
 
-def cmmd_entry(real_features: np.ndarray, gen_features: np.ndarray, *, seed: int, n_boot: int) -> dict[str, Any]:
+def cmmd_entry(
+    real_features: np.ndarray, gen_features: np.ndarray, *, seed: int, n_boot: int,
+    device: torch.device | str | None = None,
+) -> dict[str, Any]:
     """The ``metrics.json`` entry for CMMD beside FID: value (x1000), n (generated), n_real, interval, kernel,
     sigma, estimator and normalisation (the caller adds the extractor's name)."""
-    res = cmmd(real_features, gen_features, n_boot=n_boot, seed=seed)
+    res = cmmd(real_features, gen_features, n_boot=n_boot, seed=seed, device=device)
     d = res.to_dict()
     return jsonable({
         "value": d.pop("value"), "n": d.pop("n_gen"), "kernel": KERNEL, "units": f"MMD^2 x {res.scale:g}",
