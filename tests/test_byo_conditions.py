@@ -270,7 +270,7 @@ def test_a_registered_embedding_is_judged_like_a_built_in_one(world, tmp_path, m
     register_embedding(ds, run, _parquet(tmp_path / "clap.parquet", ids, _vectors(ds, 4.0)), "clap",
                        cfg=load_config("cpu", ENC_SET).encoders)
     conditions = load_conditions(ds, "clap", run)
-    cfg = load_config("cpu", EVAL_SET).eval
+    cfg = load_config("cpu", [*EVAL_SET, "eval.features=colour"]).eval  # no covernet to train: the condition is tested
     verdicts = {}
     for oracle in (True, False):
         meta = {"res": 32, "cond_dim": conditions.shape[1], "z_dim": 4, "condition": "clap", "checkpoint": "planted",
