@@ -1,10 +1,11 @@
-"""Condition vectors for the GANs: a one-hot genre, or any encoder's embeddings from a run."""
+"""Condition vectors for the GANs: a one-hot genre, any encoder's embeddings from a run, or an outside embedding
+registered in the run (``bench encode --from-file``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from core.config.names import CONDITION_NAMES
+from core.config.names import CONDITION_NAMES, check_condition_name
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.paths import RunPaths
@@ -23,8 +24,11 @@ def genre_onehot(ds: PreparedDataset) -> np.ndarray:
 
 def load_conditions(ds: PreparedDataset, source: str, run: RunPaths | None) -> np.ndarray:
     """(N, d) float32 conditions in dataset row order."""
-    if source not in CONDITIONS:
-        raise UserError(f"unknown condition {source!r}: choose one of {', '.join(CONDITIONS)}")
+    if source not in CONDITIONS:  # any other valid name is an outside embedding the run must hold
+        check_condition_name(source)
+        from models.encoders.external import load_external
+
+        return load_external(ds, source, run)
     if source == "genre":
         if (ds.genre_idx < 0).all():
             raise UserError(f"dataset {ds.name!r} has no genres: choose an encoder condition (e.g. --condition pca)")

@@ -416,6 +416,7 @@ def _encoders(run: RunPaths, img: _Images) -> list[dict[str, Any]]:
                 "recon_verdict": recon.get("verdict"),
                 "fit_seconds": ev.get("fit_seconds"),
                 "error": ev.get("error"),
+                "external": str(ev.get("sha256"))[:12] if ev.get("kind") == "external" else None,
                 "tsne": img(tsne_src, "encoders", f"{name}.png"),
             }
         )

@@ -16,6 +16,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 REAL_AUDIO = Path(__file__).resolve().parent / "data" / "audio"  # shipped CC BY / public-domain excerpts (README.md)
 
 
+def readme_blocks(heading: str, lang: str) -> list[str]:
+    """The ``lang`` code blocks of README.md's section ``## heading``, so a test can run the documented example."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [b.split("```", 1)[0] for b in section.split(f"```{lang}\n")[1:]]
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread: the same reductions in every run of a comparison, and two cores left for the rest."""

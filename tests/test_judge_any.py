@@ -130,6 +130,7 @@ def test_folder_oracle_yes_random_covers_not_yes(ds, tmp_path):
                                      name="good", cfg=_cfg(), device="cpu")  # fmt: skip
     assert good.conditioning_works == "yes", good.verdict["reasons"]
     assert good["source"] == "images" and good["n_generated"] == len(manifest)
+    assert "cmmd" not in good.metrics  # CMMD comes beside FID only with your own feature network (file:)
     sens = good.metrics["sensitivity"]
     assert sens["details"]["n_z"] == 6 and sens["details"]["n_c"] == 4 and sens["p_value"] < 0.01
     on_disk = json.loads((paths.run("r").eval("good") / "metrics.json").read_text())

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from benchmark.cli import common
 from core import paths
+from core.errors import UserError
 
 
 def encode(
@@ -29,16 +30,34 @@ def encode(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="feature-extraction processes (default: all cores)")
     ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option("--from-file", help="register your own vectors instead: .parquet/.csv (track_id + a list column "
+                     "`vector` or numeric columns), .npz (track_id + vector), or .npy with --ids"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="with --from-file: the condition's name")] = None,
+    ids: Annotated[
+        str | None, typer.Option("--ids", help="with an .npy/.npz array: CSV whose track_id column names each row")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="with --from-file: replace vectors registered from another file")
+    ] = False,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
-    """Fit encoders on the train split and write runs/<run>/encoders/<name>/ (model, embeddings, eval.json)."""
+    """Fit encoders on the train split and write runs/<run>/encoders/<name>/ (model, embeddings, eval.json).
+
+    With --from-file F --name NAME: register your own music embedding (one vector per track, keyed by track id)
+    as condition NAME of the run, scored like the built-in encoders; then `bench train dcgan_cond+NAME`.
+    """
     from benchmark.pipeline.encode import encode as encode_all
     from core.data.prepared import PreparedDataset
     from models.encoders.store import resolve_names
 
     values = {"run": run, "data": {"name": dataset, "workers": workers}, "encoders": {"dim": dim}}
     cfg = common.config(preset, set_, common.drop_none(values))
+    if from_file is not None or name is not None or ids is not None:
+        return _register(from_file, name, ids, replace, encoder, cfg)
     names = resolve_names(encoder)
     ds = PreparedDataset.open(cfg.data.name)
     run_paths = paths.run(cfg.run)
@@ -50,6 +69,22 @@ def encode(
             colour = "green" if ev["reconstruction"]["beats_or_matches_pca"] else "yellow"
             common.console.print(f"[{colour}]{escape(name)}:[/] {escape(verdict)}")
     common.console.print(f"[green]wrote[/] {escape(str(run_paths.root / 'encoders'))}")
+
+
+def _register(from_file: str | None, name: str | None, ids: str | None, replace: bool, encoder: str, cfg) -> None:  # noqa: ANN001
+    from core.data.prepared import PreparedDataset
+    from models.encoders.external import register_embedding
+
+    if from_file is None or name is None:
+        raise UserError("register your own vectors with both --from-file FILE and --name NAME")
+    if encoder != "all":
+        raise UserError("--encoder fits a built-in encoder, --from-file registers your own vectors: give one of them")
+    ds = PreparedDataset.open(cfg.data.name)
+    run_paths = paths.run(cfg.run)
+    ev = register_embedding(ds, run_paths, from_file, name, ids=ids, replace=replace, cfg=cfg.encoders)
+    common.console.print(comparison_table({name: ev}, f"{name} (external) on {ds.name} (run {run_paths.name})"))
+    common.console.print(f"[green]registered[/] {escape(name)} in {escape(str(run_paths.encoder(name)))}: train on it "
+                         f"with `bench train dcgan_cond+{escape(name)} --run {escape(run_paths.name)}`")
 
 
 def _f(v: Any, digits: int = 3) -> str:

@@ -18,12 +18,17 @@ STRENGTH_HELP = "strengths q in [0, 1], comma-separated: the chance a cover is t
 
 def power(
     run: Annotated[str | None, typer.Option("--run", help="run name (default: the config's run)")] = None,
-    condition: Annotated[str, typer.Option("--condition", help="genre, or an encoded condition (e.g. pca)")] = "genre",
+    condition: Annotated[
+        str, typer.Option("--condition", help="genre, or an encoded or registered condition (e.g. pca)")
+    ] = "genre",
     strength: Annotated[str, typer.Option("--strength", help=STRENGTH_HELP)] = "0,0.05,0.1,0.2,0.4,1",
     n: Annotated[str, typer.Option("--n", help="covers per replicate, comma-separated")] = "200,1000,5000",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="replicates per (strength, n)")] = 50,
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the run's)")] = None,
     joint: Annotated[bool, typer.Option("--joint", help="add FJD and CFID to a continuous family (slow)")] = False,
+    features: Annotated[
+        str | None, typer.Option("--features", help="covernet, inception, colour or file:PATH [config eval.features]")
+    ] = None,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
@@ -32,7 +37,7 @@ def power(
     from core.data.prepared import PreparedDataset
 
     strengths, sizes = pw.parse_strengths(strength), pw.parse_sizes(n)
-    cfg = common.config(preset, set_, common.drop_none({"run": run}))
+    cfg = common.config(preset, set_, common.drop_none({"run": run, "eval": {"features": features}}))
     rp = paths.run(cfg.run)
     if not rp.root.is_dir():
         raise UserError(f"run {rp.name!r} not found at {rp.root}: bench power writes eval/power.json into a run "

@@ -23,7 +23,9 @@ def train(
     run: Annotated[str | None, typer.Option("--run", help="run folder under the runs root [config run]")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="prepared dataset [config data.name]")] = None,
     condition: Annotated[
-        str | None, typer.Option("--condition", help="genre, pca, rnn, autoencoder, cnn, attributes or musicnn")
+        str | None,
+        typer.Option("--condition", help="genre, pca, rnn, autoencoder, cnn, attributes, musicnn, or an embedding "
+                     "registered with `bench encode --from-file`"),
     ] = None,
     kimg: Annotated[float | None, typer.Option("--kimg", help="training length in thousands of images")] = None,
     res: Annotated[int | None, typer.Option("--res", help="resolution in px")] = None,

@@ -40,12 +40,14 @@ from metrics.conditioning import ConditionClassifier, conditioning_verdict
 from metrics.conditioning.per_class import diagnoses_to_dict, per_class_accuracy
 from metrics.conditioning.stats import TestResult
 from metrics.conditioning.suite import ConditioningData, SuiteSettings, conditioning_suite
+from metrics.distribution.cmmd import cmmd_entry
 from metrics.distribution.fid import fid
 from metrics.distribution.intra_fid import intra_fid
 from metrics.distribution.kid import kid
 from metrics.distribution.prdc import prdc
 from metrics.features.extractors import Extractor, extractor_description, make_extractor, real_features
 from metrics.features.guard import GuardResult, extractor_guard
+from metrics.features.user_weights import uses_cmmd
 from metrics.tsne import save_tsne_plots, tsne_analysis
 
 SCHEMA_VERSION = 3  # 3: source (toolkit/images/callable/stream), per_condition diagnostics, skipped tests
@@ -198,6 +200,9 @@ def _distribution(s: EvalState) -> None:
         k.value, k.n_gen, name, seed, n_real=k.n_real, std=k.std, interval=k.interval,
         subset_size=k.subset_size, num_subsets=k.num_subsets,
     )  # fmt: skip
+    if uses_cmmd(name):  # your own feature network (file:PATH): CMMD beside FID (Jayasumana et al. 2024)
+        c = cmmd_entry(te_cache.features, gen_x, seed=seed, n_boot=s.cfg.n_bootstrap, device=s.device)
+        s.metrics["cmmd"] = {**c, "extractor": name, "seed": seed}
     p = prdc(te_cache.features, gen_x, device=s.device if s.device.type == "cuda" else None)
     for key in ("precision", "recall", "density", "coverage"):
         k_nn = p.k_pr if key in ("precision", "recall") else p.k_dc

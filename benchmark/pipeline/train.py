@@ -6,7 +6,8 @@ finished is skipped, and one with checkpoints resumes from its newest, so a reru
 Which encoders: ``"needed"`` (the default) fits ``genre`` and ``attributes`` (no training, instant) plus every
 encoder a model of the GAN x condition matrix is conditioned on (``stylegan_cond+cnn`` needs ``cnn``; a plain
 conditional GAN needs ``train.condition``); ``"all"`` fits every encoder (rnn and cnn are the slow ones);
-``"none"`` fits nothing; or a comma-separated list.
+``"none"`` fits nothing; or a comma-separated list. A condition that is no built-in encoder is an outside embedding
+(``bench encode --from-file``): never fitted, it must be registered in the run before any GAN trains.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config.load import dump_config
+from core.config.names import is_builtin_condition
 from core.config.schema import Config
 from core.data.prepared import PreparedDataset
 from core.paths import RunPaths
@@ -29,7 +31,8 @@ CHEAP_ENCODERS = ("genre", "attributes")
 
 @dataclass
 class StageResult:
-    """What one stage of ``train_all`` did: ``trained``, ``resumed``, ``skipped`` or ``stopped``."""
+    """What one stage of ``train_all`` did: ``trained``, ``resumed``, ``skipped``, ``stopped`` or ``registered``
+    (an outside embedding the run holds already)."""
 
     kind: str  # "encoder" or "gan"
     name: str
@@ -58,8 +61,27 @@ def encoders_for(cfg: Config, which: str | Sequence[str] = "needed") -> list[str
         return []
     if isinstance(which, str) and which.strip() == "needed":
         needed = {cfg.train.condition_of(m) for m in cfg.train.models} - {None}
-        return resolve_names([*CHEAP_ENCODERS, *sorted(needed)])
+        return resolve_names([*CHEAP_ENCODERS, *sorted(n for n in needed if is_builtin_condition(n))])
     return resolve_names(which)
+
+
+def outside_conditions(cfg: Config, models: Sequence[str] | None = None) -> list[str]:
+    """Conditions of the models that no built-in encoder makes: outside embeddings, registered, never fitted."""
+    found = {cfg.train.condition_of(m) for m in models or cfg.train.models} - {None}
+    return sorted(n for n in found if not is_builtin_condition(n))
+
+
+def check_outside_conditions(ds: PreparedDataset, run: RunPaths, cfg: Config, models: Sequence[str] | None = None
+                             ) -> list[StageResult]:
+    """Every outside embedding the models need is registered in ``run`` for ``ds`` (else the one line that says
+    how to register it), before anything is fitted or trained."""
+    from models.encoders.external import load_external
+
+    out = []
+    for name in outside_conditions(cfg, models):
+        load_external(ds, name, run)
+        out.append(StageResult("encoder", name, "registered", 0.0, directory=run.encoder(name)))
+    return out
 
 
 def encoder_done(run: RunPaths, name: str) -> bool:
@@ -80,7 +102,7 @@ def train_all(
 ) -> list[StageResult]:
     """Fit the encoders, then train each GAN of ``cfg.train.models`` (or ``models``), skipping finished work."""
     write_run_config(run, cfg)
-    out: list[StageResult] = []
+    out: list[StageResult] = check_outside_conditions(ds, run, cfg, models)
     todo = [e for e in encoders_for(cfg, encoders) if e != "attributes" or ds.attributes_available]
     if todo and is_main_process():
         from benchmark.pipeline.encode import encode

@@ -7,6 +7,7 @@ the same GAN can be trained under several conditions side by side in one run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,10 @@ CONDITION_NAMES = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "m
 CATEGORICAL_CONDITIONS = ("genre",)  # one-hot classes; every other condition is a continuous vector per track
 AUDIO_ENCODERS = ("pca", "rnn", "autoencoder", "cnn", "musicnn")  # conditions computed from the music itself
 SEPARATOR = "+"
+# any other condition is an outside embedding registered in a run (`bench encode --from-file F --name NAME`): its
+# name is checked here for syntax only and resolved where it is used (models.conditions.load_conditions)
+CONDITION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+RESERVED_CONDITION_NAMES = ("all", "none", "needed")  # words of `bench encode --encoder` and `train --encoders`
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,32 @@ def parse_model_id(text: str) -> ModelId:
         return ModelId(gan)
     if not gan.endswith("_cond"):
         raise UserError(f"model {text!r}: {gan} is unconditional; only *_cond GANs take a condition")
-    if condition not in CONDITION_NAMES:
-        raise UserError(f"model {text!r}: unknown condition {condition!r}; choose one of {', '.join(CONDITION_NAMES)}")
+    try:
+        check_condition_name(condition)
+    except UserError as e:
+        raise UserError(f"model {text!r}: {e}") from None
     return ModelId(gan, condition)
+
+
+def check_condition_name(name: str) -> str:
+    """A built-in condition (CONDITION_NAMES) or a name an outside embedding can be registered under: a letter,
+    then letters, digits, '_' or '-' (at most 64), not a GAN name and not a reserved word. Syntax only: whether
+    the run holds it is known where it is used."""
+    text = str(name)
+    if text in CONDITION_NAMES:
+        return text
+    if not CONDITION_NAME_RE.match(text):
+        raise UserError(
+            f"invalid condition name {text!r}: a built-in one ({', '.join(CONDITION_NAMES)}) or a registered "
+            "embedding's name (a letter, then letters, digits, '_' or '-', at most 64)"
+        )
+    if text in GAN_NAMES or text in RESERVED_CONDITION_NAMES:
+        raise UserError(f"invalid condition name {text!r}: it is a GAN name or a reserved word")
+    return text
+
+
+def is_builtin_condition(name: str | None) -> bool:
+    return name in CONDITION_NAMES
 
 
 def is_model_id(text: str) -> bool:

@@ -116,9 +116,16 @@ def _colour(r: ExtractorRequest) -> Extractor:
     return Extractor("colour", f"mean-rgb+hsv-hist-{'x'.join(map(str, DEFAULT_BINS))}-r{r.res}", color_features)
 
 
+def _file(r: ExtractorRequest) -> Extractor:
+    from metrics.features.user_weights import file_extractor  # your own TorchScript network: file:PATH.pt
+
+    return file_extractor(r)
+
+
 register_extractor("covernet", _covernet)
 register_extractor("inception", _inception)
 register_extractor("colour", _colour)
+register_extractor("file", _file)
 
 
 def real_features(
