@@ -33,6 +33,7 @@ _EXPORTS = {
     "train_all": "benchmark.pipeline.train",
     "encode": "benchmark.pipeline.encode",
     "register_extractor": "metrics.features.extractors",
+    "register_embedding": "models.encoders.external",
     "Extractor": "metrics.features.extractors",
     "ExtractorRequest": "metrics.features.extractors",
     "PreparedDataset": "core.data.prepared",
@@ -44,7 +45,8 @@ _RENAMED = {"open_dataset": ("core.data.prepared", "PreparedDataset.open"), "run
 __all__ = [  # written out (not derived) so linters and readers see the public names; a test holds it to _EXPORTS
     "ConditioningMetric", "Evaluation", "Extractor", "ExtractorRequest", "Generator", "PreparedDataset",
     "UserError", "__version__", "encode", "evaluate_generator", "evaluate_images", "evaluate_model", "evaluate_run",
-    "export_samples", "load_config", "load_images", "open_dataset", "register_extractor", "run_paths", "train_all",
+    "export_samples", "load_config", "load_images", "open_dataset", "register_embedding", "register_extractor",
+    "run_paths", "train_all",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from core.data.prepared import PreparedDataset
     from core.errors import UserError
     from metrics.features.extractors import Extractor, ExtractorRequest, register_extractor
+    from models.encoders.external import register_embedding
 
 
 def __getattr__(name: str) -> Any:
