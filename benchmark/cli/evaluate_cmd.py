@@ -28,6 +28,7 @@ def evaluate(
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.locks import run_lock
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
@@ -36,7 +37,8 @@ def evaluate(
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
 
-    results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
+    with run_lock(rp):
+        results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
     print_leaderboard(results)
     common.console.print(f"metrics in {escape(str(rp.root / 'eval'))}")
 

@@ -291,13 +291,15 @@ def seed_config(cfg: Config, seed: int, run_prefix: str) -> Config:
 def train_and_evaluate(cfg: Config) -> None:
     """The cpu pipeline for one seed: ``train all`` then ``evaluate all`` (the only calls into training/evaluation)."""
     from benchmark.pipeline.evaluate import evaluate_model, models_to_evaluate, trained_on
+    from benchmark.pipeline.locks import run_lock
     from benchmark.pipeline.train import train_all
     from core.data.prepared import PreparedDataset
 
     rp = paths.run(cfg.run)
-    train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
-    for m in models_to_evaluate(rp, cfg):  # as `bench evaluate --model all`
-        evaluate_model(PreparedDataset.open(trained_on(rp, m)), rp, m, cfg.eval, device_kind=cfg.device)
+    with run_lock(rp):
+        train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
+        for m in models_to_evaluate(rp, cfg):  # as `bench evaluate --model all`
+            evaluate_model(PreparedDataset.open(trained_on(rp, m)), rp, m, cfg.eval, device_kind=cfg.device)
 
 
 def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:
