@@ -38,7 +38,6 @@ from core.devices import pick_device
 from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
-from core.paths import dataset as dataset_paths
 from core.progress import progress_bar
 from core.storage import check_writable, staged_outputs
 from metrics.conditioning import ConditionClusters, conditioning_verdict
@@ -53,6 +52,7 @@ from metrics.features.guard import GuardResult, extractor_guard
 from metrics.tsne import save_tsne_plots, tsne_analysis
 from models.conditions import load_conditions
 from models.gans.train.checkpoint import load_generator
+from models.gans.train.loop import check_trained_data
 from models.gans.train.snapshot import generate, grid_conditions, snapshot_grid
 
 SCHEMA_VERSION = 2  # 2: continuous conditions add retrieval (rank score), fjd and cfid; verdict.kind
@@ -296,6 +296,7 @@ def _report(s: EvalState) -> dict[str, Any]:
         "gan": s.meta.get("model"),
         "run": s.run.name,
         "dataset": s.ds.name,
+        "dataset_fingerprint": s.ds.fingerprint,  # issue 23: the content evaluated (bench data --force changes it)
         "dataset_kind": s.ds.manifest.get("kind"),
         "coupling": s.ds.manifest.get("synth", {}).get("coupling"),
         "checkpoint": s.meta.get("checkpoint"),
@@ -401,8 +402,9 @@ def models_to_evaluate(run: RunPaths, cfg: Config, model: str = "all") -> list[s
 
 
 def trained_on(run: RunPaths, model: str) -> str:
-    """The dataset ``model`` was trained on, as its training recorded it."""
-    return json.loads((run.model(model) / "train_config.json").read_text())["dataset"]
+    """The dataset ``model`` was trained on, as its training recorded it (its folder when opened by path)."""
+    saved = json.loads((run.model(model) / "train_config.json").read_text())
+    return saved.get("dataset_path") or saved["dataset"]
 
 
 def evaluate_run(
@@ -416,8 +418,11 @@ def evaluate_run(
     """
     names = models_to_evaluate(run, cfg, models) if isinstance(models, str) else list(models)
     for m in names:  # fail now, not after all the computing, when results or feature caches cannot be written
+        data = PreparedDataset.open(dataset or trained_on(run, m))  # issue 23: a name, or the folder it was given
+        if dataset is None:  # the data it was trained on, unless replaced since (bench data ... --force)
+            check_trained_data(data, run, m)
         check_writable(run.eval(m), "evaluation folder")
-        check_writable(dataset_paths(dataset or trained_on(run, m)).cache_dir, "the dataset's feature cache")
+        check_writable(data.paths.cache_dir, "the dataset's feature cache")
     results, ds = [], None
     for m in names:
         ds = PreparedDataset.open(dataset or trained_on(run, m))
