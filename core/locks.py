@@ -4,7 +4,8 @@ A lock is an ``fcntl.flock`` on a small file beside the folder it guards (``<run
 ``<data root>/.<name>.lock``): beside it, not inside, because a dataset or a staged result is replaced by a rename
 and its lock must stay where it is. The kernel drops the lock when its holder ends, however it ends (``kill -9``
 included), so a lock is never stale; the file holds the holder's pid, command and start time only so that a
-refused writer can say who is writing. A process may take a lock it already holds (``train all`` encodes,
+refused writer can say who is writing, and is removed when the lock is released (a killed holder leaves it, empty
+of meaning: the next writer simply takes it). A process may take a lock it already holds (``train all`` encodes,
 ``calibrate`` trains and evaluates): the lock is released when the outermost block ends.
 
 Where the lock file cannot be created (a read-only or foreign folder) no one can write through this process
@@ -77,21 +78,54 @@ def exclusive(folder: str | Path, what: str, *, wait: float | None = None, hint:
         finally:
             mine[1] -= 1
         return
-    fd = _open(path)
+    fd = _locked(path, what, _settings["wait"] if wait is None else wait, hint)  # type: ignore[arg-type]
     if fd is None:
         yield None
         return
     try:
-        _acquire(fd, path, what, _settings["wait"] if wait is None else wait, hint)  # type: ignore[arg-type]
         _record_holder(fd)
         _held[key] = [fd, 1, os.getpid()]
         try:
             yield path
         finally:
             del _held[key]
+            try:
+                os.unlink(path)  # while still held: a waiter that then gets the old file sees it is gone
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _locked(path: Path, what: str, wait: float, hint: str) -> int | None:
+    """A descriptor holding the lock on the file now at ``path`` (None where no lock file can exist).
+
+    The holder removes its lock file when it is done, so a file locked after waiting may be one that was already
+    removed; then a fresh one is taken (the usual lock-file protocol: lock, then check it is still the file there).
+    """
+    t0 = time.monotonic()
+    while True:
+        fd = _open(path)
+        if fd is None:
+            return None
+        try:
+            _acquire(fd, path, what, max(0.0, wait - (time.monotonic() - t0)), hint)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _is_current(fd, path):
+            return fd
+        os.close(fd)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino)
 
 
 def _open(path: Path) -> int | None:

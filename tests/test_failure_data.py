@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -119,27 +121,33 @@ def test_a_second_synth_or_import_of_a_busy_dataset_exits_2(tmp_path, capsys):
 
 
 _HOLD = """
-import sys, time
+import sys
+from pathlib import Path
 from benchmark.pipeline.locks import run_lock
 from core.paths import RunPaths
-with run_lock(RunPaths(__import__("pathlib").Path(sys.argv[1]))):
+with run_lock(RunPaths(Path(sys.argv[1]))):
     print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.read()  # until the test closes our stdin
+    Path(sys.argv[2]).write_text("released")
 """
 
 
 def test_wait_lets_the_second_writer_run_once_the_first_ends(tmp_path, capsys):
     make_tiny_dataset(n=40)
-    holder = python_process(tmp_path, _HOLD, str(tmp_path / "runs" / "r"), "4", stdout=subprocess.PIPE)
+    released = tmp_path / "released"
+    holder = python_process(tmp_path, _HOLD, str(tmp_path / "runs" / "r"), str(released), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    encode = ["encode", "--encoder", "genre", "--run", "r", "--dataset", "tiny"]
     try:
         assert holder.stdout.readline().strip() == b"held"
-        encode = ["encode", "--encoder", "genre", "--run", "r", "--dataset", "tiny"]
         assert bench("--wait", "1", *encode) == 2
         err = one_line(capsys)
         assert f"run 'r' is in use by process {holder.pid}" in err and "still after 1 s" in err, err
+        threading.Timer(2.0, holder.stdin.close).start()  # the holder ends while the next writer waits
         assert bench("--wait", "300", *encode) == 0
-        assert holder.poll() == 0, "the waiting writer ran before the holder let go"
-        assert (tmp_path / "runs" / "r" / "encoders" / "genre" / "eval.json").is_file()
+        assert holder.wait() == 0
+        ev = tmp_path / "runs" / "r" / "encoders" / "genre" / "eval.json"
+        assert released.stat().st_mtime_ns <= ev.stat().st_mtime_ns  # it wrote only after the holder let go
     finally:
         stop(holder)
     for bad in ("-1", "nan"):
@@ -265,6 +273,11 @@ def test_a_dataset_replaced_under_its_name_is_never_reused_silently(tmp_path, ca
         else:
             assert "bench encode --encoder attributes --run r --dataset tiny" in err, err
     assert (r / "config.yaml").read_bytes() == config  # refused before writing anything
+    for seed in (0, 1):  # evaluations of the old content do not join a calibration spread
+        (tmp_path / "runs" / f"seed{seed}" / "eval" / "dcgan").mkdir(parents=True)
+        shutil.copy(r / "eval" / "dcgan" / "metrics.json", tmp_path / "runs" / f"seed{seed}" / "eval" / "dcgan")
+    assert bench("calibrate", "--seeds", "2", "--from-runs", "--out", str(tmp_path / "t.yaml"), "--preset", "cpu") == 2
+    assert "the evaluation of dcgan in run 'seed0' was made from an earlier version" in one_line(capsys)
     assert not encoder_done(paths.run("r"), "attributes", ds)  # `train all` fits it again
     out = pw.power_analysis(ds, paths.run("r"), ecfg, "genre", **sweep)  # power measures anew, says what it dropped
     assert out["dataset_fingerprint"] == ds.fingerprint and [s["dataset_fingerprint"] for s in out["sweeps"]] == [

@@ -145,6 +145,24 @@ def evaluated_models(run: RunPaths) -> dict[str, dict[str, Any]]:
     return out
 
 
+def check_current(run: RunPaths) -> None:
+    """UserError when an evaluation of ``run`` was computed on content of its dataset that was replaced since
+    (``bench data ... --force``): its numbers describe data that is gone, so they must not join a spread."""
+    from benchmark.pipeline.evaluate import trained_on
+    from core.data.fingerprint import check_fingerprint
+    from core.data.prepared import PreparedDataset
+
+    for model, doc in evaluated_models(run).items():
+        try:
+            ds = PreparedDataset.open(trained_on(run, model) if (run.model(model) / "train_config.json").is_file()
+                                      else str(doc.get("dataset")))
+        except (UserError, OSError, ValueError, KeyError):
+            continue  # its dataset is gone: nothing to compare with
+        check_fingerprint(doc.get("dataset_fingerprint"), ds.fingerprint,
+                          f"the evaluation of {model} in run {run.name!r}", ds.name,
+                          "train and evaluate the seeds again under another --run-prefix")
+
+
 def collect_spreads(runs: Sequence[tuple[int, RunPaths]]) -> tuple[dict[str, ModelSpread], list[str]]:
     """Per model, the gated numbers of every run; a model absent from some run is left out with a warning."""
     docs = {seed: evaluated_models(rp) for seed, rp in runs}
@@ -354,6 +372,7 @@ def calibrate(
         if from_runs or (reuse and have):
             if not have:
                 raise UserError(f"run {rp.name!r} has no evaluated models: train and evaluate it (drop --from-runs)")
+            check_current(rp)
             if on_seed:
                 on_seed(seed, "read")
             continue

@@ -67,8 +67,8 @@ def check_same_data(config_file: Path, saved: dict[str, Any], now: dict[str, Any
     """UserError when the model was trained on content of its dataset that has been replaced since (same name,
     other files: ``bench data synth/import --force``); ``saved`` and ``now`` hold ``dataset_fingerprint``."""
     where = Path(config_file).parent
-    if not now.get(FINGERPRINT):
-        return
+    if not now.get(FINGERPRINT) or saved.get("dataset") != now.get("dataset"):
+        return  # another dataset altogether is a difference of --dataset, said as such
     check_fingerprint(
         saved.get(FINGERPRINT), now[FINGERPRINT], f"{now.get('model', where.name)} in {where}",
         str(now.get("dataset") or saved.get("dataset")),
