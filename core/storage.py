@@ -6,7 +6,8 @@ not writable the fix is the user's, so it must read as one line, not as a traceb
 ``main`` uses it for anything that escapes a command); ``disk_errors`` does the same where a write happens and
 knows the folder and the size it needed. ``check_writable`` and ``check_free_space`` let a command fail before
 its work rather than after it. ``staged_outputs`` makes the files of one result appear together or not at all.
-``remove_stale_temp`` cleans the temporary folders of processes that were killed.
+``remove_stale_temp`` cleans the temporary folders of processes that were killed (and puts back a result that a
+kill caught in the middle of its swap).
 """
 
 from __future__ import annotations
@@ -168,10 +169,13 @@ def staged_outputs(final_dir: str | Path) -> Iterator[Path]:
 
     Yields the staging folder. On success the old ``final_dir`` (if any) is renamed aside, the staging folder
     renamed into place, and the old one removed; on any error the staging folder is removed and ``final_dir`` is
-    untouched, so its files still belong to one earlier result.
+    untouched, so its files still belong to one earlier result. A writer killed with SIGKILL leaves its
+    ``.NAME.stage-PID`` folder (or, between the two renames, ``.NAME.old-PID``): the next ``staged_outputs`` in
+    the same folder removes the first and puts the second back (``remove_stale_temp``).
     """
     final = Path(final_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(final.parent)  # what killed writers left here: their stage folders, an interrupted swap
     stage = final.parent / f".{final.name}.stage-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     with disk_errors(final.parent):
@@ -194,7 +198,7 @@ def staged_outputs(final_dir: str | Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-_TEMP_RE = re.compile(r"^\..+\.(?:tmp|unzip|old|stage)-(\d+)$")
+_TEMP_RE = re.compile(r"^\.(.+)\.(tmp|unzip|old|stage)-(\d+)$")
 
 
 def pid_alive(pid: int) -> bool:
@@ -213,8 +217,9 @@ def pid_alive(pid: int) -> bool:
 def remove_stale_temp(root: str | Path) -> list[Path]:
     """Remove ``.<name>.tmp-PID`` (and ``unzip``/``old``/``stage``) entries in ``root`` whose process is gone.
 
-    They are what a killed import or synthesis leaves; a live process's folders are left alone. Returns what
-    was removed.
+    They are what a killed import, synthesis or staged write leaves; a live process's folders are left alone.
+    ``.<name>.old-PID`` is the previous result moved aside for a swap: when ``<name>`` is missing the swap never
+    finished, so it is put back instead of removed (the one copy there is). Returns what was removed.
     """
     root = Path(root)
     removed: list[Path] = []
@@ -222,9 +227,12 @@ def remove_stale_temp(root: str | Path) -> list[Path]:
         return removed
     for p in root.iterdir():
         m = _TEMP_RE.match(p.name)
-        if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+        if m is None or int(m.group(3)) == os.getpid() or pid_alive(int(m.group(3))):
             continue
         try:
+            if m.group(2) == "old" and not os.path.lexists(root / m.group(1)):
+                os.replace(p, root / m.group(1))
+                continue
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
             else:

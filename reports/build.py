@@ -380,7 +380,7 @@ def _encoders(run: RunPaths, img: _Images) -> list[dict[str, Any]]:
     root = run.root / "encoders"
     if not root.is_dir():
         return []
-    names = sorted((p.name for p in root.iterdir() if p.is_dir()), key=lambda n: (
+    names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda n: (
         ENCODER_ORDER.index(n) if n in ENCODER_ORDER else len(ENCODER_ORDER), n))  # fmt: skip
     out = []
     for name in names:

@@ -24,7 +24,7 @@ from benchmark.cli import (
     train_cmd,
 )
 from benchmark.cli.common import PresetOpt, SetOpt, err_console, state
-from core import __version__, paths, progress
+from core import __version__, locks, paths, progress
 from core.errors import UserError
 from core.storage import disk_error_line
 
@@ -67,6 +67,10 @@ def root(
     preset: PresetOpt = None,
     set_: SetOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="when another bench command is writing the same run or dataset, wait up "
+                            "to this many seconds for it (inf: as long as it takes) instead of stopping at once")
+    ] = 0.0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
     state.debug = debug
@@ -74,6 +78,7 @@ def root(
     state.overrides = list(set_ or [])
     paths.set_roots(data_root, runs_root)
     progress.enable(not quiet)
+    locks.set_wait(wait)
 
 
 def _short_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings API
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     if not debug:
         warnings.formatwarning = _short_warning
+    locks.set_command(" ".join(["bench", *args]))  # what a writer refused by this one's lock is told
     try:
         app(args=args, prog_name="bench", standalone_mode=True)
     except UserError as e:

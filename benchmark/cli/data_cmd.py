@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.cli import common
+from benchmark.pipeline.locks import dataset_lock
 from core import paths
 
 app = typer.Typer(help="Create, import and inspect prepared datasets.", no_args_is_help=True)
@@ -65,7 +66,8 @@ def synth(
     }
     cfg = common.config(preset, set_, common.drop_none({"data": {"synth": flags, "workers": workers}}))
     dest = paths.dataset(name)
-    out = synthesize_world(dest, cfg.data.synth, cfg.data.split, workers=cfg.data.workers, force=force)
+    with dataset_lock(dest):
+        out = synthesize_world(dest, cfg.data.synth, cfg.data.split, workers=cfg.data.workers, force=force)
     ds = PreparedDataset(out)
     common.console.print(f"[green]wrote[/] {escape(str(out.root))}")
     if export is not None:
@@ -104,15 +106,11 @@ def import_(
         keys = [k.strip() for k in group_by.split(",") if k.strip() and k.strip() != "none"]
         values.setdefault("data", {})["split"] = {"group_by": keys}
     cfg = common.config(preset, set_, values)
-    result = import_dataset(
-        src,
-        paths.dataset(name),
-        cfg.data.import_,
-        cfg.data.split,
-        metadata=metadata,
-        workers=cfg.data.workers,
-        force=force,
-    )
+    with dataset_lock(paths.dataset(name)):
+        result = import_dataset(
+            src, paths.dataset(name), cfg.data.import_, cfg.data.split, metadata=metadata, workers=cfg.data.workers,
+            force=force,
+        )
     print_import_summary(result)  # its notes carry the split warnings
     print_info(PreparedDataset(result.paths), warnings=False)
 

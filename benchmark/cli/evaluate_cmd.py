@@ -40,6 +40,7 @@ def evaluate(
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.locks import run_lock
     from benchmark.pipeline.sample_size import check_evaluation_n
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
@@ -48,7 +49,8 @@ def evaluate(
     if samples is not None:
         if model != "all" or n is not None:
             raise UserError("--samples judges every given image: leave out --model and --n")
-        results = [_evaluate_samples(samples, asked, dataset, condition, name, rp, cfg)]
+        with run_lock(rp):
+            results = [_evaluate_samples(samples, asked, dataset, condition, name, rp, cfg)]
         print_leaderboard(results)
         common.console.print(f"metrics in {escape(str(rp.eval(results[0]['model'])))}")
         return
@@ -59,7 +61,8 @@ def evaluate(
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
 
-    results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
+    with run_lock(rp):
+        results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
     print_leaderboard(results)
     common.console.print(f"metrics in {escape(str(rp.root / 'eval'))}")
 

@@ -49,14 +49,16 @@ def power(
     meta = out["conditions"][condition]
     table = Table(title=f"verdict power: {escape(condition)} ({escape(', '.join(meta['family']))}; "
                         f"{meta['n_permutations']} permutations)")
-    for col in ("n", "q", "yes", "95 % interval", "no", "inconclusive"):
+    for col in ("n", "q", "seeds", "yes", "95 % interval", "no", "inconclusive"):
         table.add_column(col, justify="right")
     for r in out["rows"]:
         if r["condition"] == condition:
             lo, hi = r["yes_interval"]
-            table.add_row(str(r["n"]), f"{r['strength']:g}", f"{r['yes']:.2f}", f"[{lo:.3f}, {hi:.3f}]",
-                          f"{r['no']:.2f}", f"{r['inconclusive']:.2f}")
+            table.add_row(str(r["n"]), f"{r['strength']:g}", str(r["seeds"]), f"{r['yes']:.2f}",
+                          f"[{lo:.3f}, {hi:.3f}]", f"{r['no']:.2f}", f"{r['inconclusive']:.2f}")
     common.console.print(table)
+    for note in out.get("notes") or []:  # rows of power.json that no longer describe anything
+        common.err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     for fp in meta["false_positive"]:
         lo, hi = fp["interval"]
         line = (f"false 'yes' at q = 0, n = {fp['n']}: {fp['rate']:.3f} over {fp['seeds']} seeds, "

@@ -23,8 +23,10 @@ def report(
     set_: common.SetOpt = None,
 ) -> None:
     """Write runs/<run>/report/: leaderboard, a page per model, encoders, data and environment."""
+    from benchmark.pipeline.locks import report_lock
     from reports.build import build_report
 
     cfg = common.config(preset, set_, common.drop_none({"run": run}))
-    index = build_report(paths.run(cfg.run), dataset=dataset, thresholds=thresholds)
+    with report_lock(paths.run(cfg.run)):
+        index = build_report(paths.run(cfg.run), dataset=dataset, thresholds=thresholds)
     common.console.print(f"report: {escape(str(index.resolve()))}")

@@ -46,7 +46,7 @@ def train(
     the others in the run). Flags (--kimg, --res, --batch) apply to every model they concern and beat per-model
     preset values; --set still beats flags. `all` skips finished models and resumes interrupted ones.
     """
-    from benchmark.pipeline.train import train_all, write_run_config
+    from benchmark.pipeline.train import train_all
     from core.data.prepared import PreparedDataset
     from models.gans.train.distributed import close_process_group, is_main_process
 
@@ -67,13 +67,9 @@ def train(
         if model == "all":
             rows = train_all(ds, run_paths, cfg, encoders=encoders, stop_after_kimg=stop_after_kimg)
         else:
-            from benchmark.pipeline.train import StageResult
-            from models.gans.train.loop import train_gan
+            from benchmark.pipeline.train import StageResult, train_model
 
-            write_run_config(run_paths, cfg)
-            r = train_gan(
-                ds, run_paths, model, cfg.train, device_kind=cfg.device, resume=resume, stop_after_kimg=stop_after_kimg
-            )
+            r = train_model(ds, run_paths, model, cfg, resume=resume, stop_after_kimg=stop_after_kimg)
             status = "trained" if r.finished else "stopped"
             rows = [StageResult("gan", model, status, r.seconds, r.images_seen, r.images_per_s, r.directory)]
     finally:

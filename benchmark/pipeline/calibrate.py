@@ -174,6 +174,24 @@ def calibrated_for(runs: Sequence[tuple[int, RunPaths]], docs: dict[int, dict[st
     return {k: next(iter(v)) for k, v in seen.items() if v}
 
 
+def check_current(run: RunPaths) -> None:
+    """UserError when an evaluation of ``run`` was computed on content of its dataset that was replaced since
+    (``bench data ... --force``): its numbers describe data that is gone, so they must not join a spread."""
+    from benchmark.pipeline.evaluate import trained_on
+    from core.data.fingerprint import check_fingerprint
+    from core.data.prepared import PreparedDataset
+
+    for model, doc in evaluated_models(run).items():
+        try:
+            ds = PreparedDataset.open(trained_on(run, model) if (run.model(model) / "train_config.json").is_file()
+                                      else str(doc.get("dataset")))
+        except (UserError, OSError, ValueError, KeyError):
+            continue  # its dataset is gone: nothing to compare with
+        check_fingerprint(doc.get("dataset_fingerprint"), ds.fingerprint,
+                          f"the evaluation of {model} in run {run.name!r}", ds.name,
+                          "train and evaluate the seeds again under another --run-prefix")
+
+
 def collect_spreads(
     runs: Sequence[tuple[int, RunPaths]], docs: dict[int, dict[str, dict[str, Any]]] | None = None
 ) -> tuple[dict[str, ModelSpread], list[str]]:
@@ -327,13 +345,15 @@ def seed_config(cfg: Config, seed: int, run_prefix: str) -> Config:
 def train_and_evaluate(cfg: Config) -> None:
     """The cpu pipeline for one seed: ``train all`` then ``evaluate all`` (the only calls into training/evaluation)."""
     from benchmark.pipeline.evaluate import evaluate_model, models_to_evaluate, trained_on
+    from benchmark.pipeline.locks import run_lock
     from benchmark.pipeline.train import train_all
     from core.data.prepared import PreparedDataset
 
     rp = paths.run(cfg.run)
-    train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
-    for m in models_to_evaluate(rp, cfg):  # as `bench evaluate --model all`
-        evaluate_model(PreparedDataset.open(trained_on(rp, m)), rp, m, cfg.eval, device_kind=cfg.device)
+    with run_lock(rp):
+        train_all(PreparedDataset.open(cfg.data.name), rp, cfg)
+        for m in models_to_evaluate(rp, cfg):  # as `bench evaluate --model all`
+            evaluate_model(PreparedDataset.open(trained_on(rp, m)), rp, m, cfg.eval, device_kind=cfg.device)
 
 
 def seed_warnings(runs: Sequence[RunPaths]) -> list[str]:
@@ -393,6 +413,7 @@ def calibrate(
         if from_runs or (reuse and have):
             if not have:
                 raise UserError(f"run {rp.name!r} has no evaluated models: train and evaluate it (drop --from-runs)")
+            check_current(rp)
             if on_seed:
                 on_seed(seed, "read")
             continue

@@ -56,10 +56,10 @@ from core.errors import UserError
 from core.images import ARRAY_SUFFIXES, as_uint8_nhwc, check_square, read_image_array, read_image_files, save_png
 from core.jsonfiles import jsonable, write_json_atomic
 from core.paths import RunPaths
-from core.paths import dataset as dataset_paths
 from core.progress import progress_bar
 from core.storage import check_writable
 from models.gans.train.checkpoint import load_generator
+from models.gans.train.loop import check_trained_data
 from models.gans.train.snapshot import grid_conditions
 
 __all__ = ["SCHEMA_VERSION", "METRICS_FILE", "Evaluation", "evaluate_generator", "evaluate_images", "evaluate_model"]
@@ -326,8 +326,9 @@ def models_to_evaluate(run: RunPaths, cfg: Config, model: str = "all") -> list[s
 
 
 def trained_on(run: RunPaths, model: str) -> str:
-    """The dataset ``model`` was trained on, as its training recorded it."""
-    return json.loads((run.model(model) / "train_config.json").read_text())["dataset"]
+    """The dataset ``model`` was trained on, as its training recorded it (its folder when opened by path)."""
+    saved = json.loads((run.model(model) / "train_config.json").read_text())
+    return saved.get("dataset_path") or saved["dataset"]
 
 
 def evaluate_run(
@@ -341,8 +342,11 @@ def evaluate_run(
     """
     names = models_to_evaluate(run, cfg, models) if isinstance(models, str) else list(models)
     for m in names:  # fail now, not after all the computing, when results or feature caches cannot be written
+        data = PreparedDataset.open(dataset or trained_on(run, m))  # issue 23: a name, or the folder it was given
+        if dataset is None:  # the data it was trained on, unless replaced since (bench data ... --force)
+            check_trained_data(data, run, m)
         check_writable(run.eval(m), "evaluation folder")
-        check_writable(dataset_paths(dataset or trained_on(run, m)).cache_dir, "the dataset's feature cache")
+        check_writable(data.paths.cache_dir, "the dataset's feature cache")
     results, ds = [], None
     for m in names:
         ds = PreparedDataset.open(dataset or trained_on(run, m))

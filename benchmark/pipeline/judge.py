@@ -358,6 +358,7 @@ def _report(s: EvalState) -> dict[str, Any]:
         "gan": meta.get("gan"),
         "run": meta.get("run"),
         "dataset": side.ds.name,
+        "dataset_fingerprint": side.ds.fingerprint,  # the content judged against (bench data ... --force changes it)
         "dataset_kind": side.ds.manifest.get("kind"),
         "coupling": side.ds.manifest.get("synth", {}).get("coupling"),
         "checkpoint": meta.get("checkpoint"),

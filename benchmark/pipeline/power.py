@@ -18,10 +18,10 @@ verdict uses the tests that were run, Holm-adjusted over them.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmark.pipeline.labels import RealLabelled, real_labelled
+from benchmark.pipeline.locks import run_lock
 from benchmark.pipeline.sample_size import check_covers, power_bytes_per_cover
 from core.config.names import is_categorical
 from core.config.schema import EvalConfig
+from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.jsonfiles import jsonable, write_json_atomic
@@ -212,54 +214,37 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
-def read_power(run: RunPaths) -> dict[str, Any] | None:
-    path = run.root / "eval" / POWER_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def merge_power(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` (one condition) replaces the rows it measured, keyed by (condition, strength, n). Other rows of the
-    same condition are kept when they were measured the same way (family, permutations, labels, seeds), so a sweep
-    can be extended; other conditions are kept when the dataset and extractor match (else nothing compares)."""
-    cond = new["condition_names"][0]
-    if not old or (old.get("dataset"), old.get("extractor")) != (new["dataset"], new["extractor"]):
-        old = {"rows": [], "conditions": {}}
-    same_way = ("family", "n_permutations", "labels", "kind")
-    prev = old.get("conditions", {}).get(cond)
-    meta = new["conditions"][cond]
-    seeds = {r["seeds"] for r in new["rows"]}
-    keep_cond = prev is not None and all(prev.get(k) == meta.get(k) for k in same_way)
-    measured = {(r["strength"], r["n"]) for r in new["rows"]}
-    kept = [r for r in old["rows"] if r["condition"] != cond
-            or (keep_cond and r["seeds"] in seeds and (r["strength"], r["n"]) not in measured)]
-    rows = sorted(kept + new["rows"], key=lambda r: (r["condition"], r["n"], r["strength"]))
-    meta = {**meta, "q_star": q_star(rows, cond), "false_positive": false_positive(rows, cond)}
-    meta["sentence"] = q_star_sentence(cond, meta["q_star"])
-    if keep_cond and kept:
-        meta["seconds"] = round(meta["seconds"] + float(prev.get("seconds") or 0.0), 1)
-    merged = {**new, "rows": rows,
-              "conditions": {**{k: v for k, v in old.get("conditions", {}).items() if k != cond}, cond: meta}}
-    merged["condition_names"] = sorted(merged["conditions"])
-    for key in ("family", "n_permutations", "q_star"):
-        merged[key] = {c: m[key] for c, m in merged["conditions"].items()}
-    return merged
-
-
 def power_analysis(
     ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, condition: str = "genre", *,
     strengths: Sequence[float] = STRENGTHS, sizes: Sequence[int] = SIZES, seeds: int = SEEDS,
     res: int | None = None, joint: bool = False, device_kind: str = "cpu", write: bool = True,
 ) -> dict[str, Any]:
     """Sweep strengths x sizes x seeds for one condition at cover size ``res`` (default: the smallest the dataset
-    holds); merge into ``runs/<run>/eval/power.json``."""
+    holds); merge into ``runs/<run>/eval/power.json`` (``power_file``: every earlier row is kept), which is read and
+    checked first, and the run locked while it is written."""
+    from benchmark.pipeline.power_file import merge_power, read_power
+
+    if seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    with run_lock(run) if write else nullcontext():
+        old = read_power(run)  # before the sweep: a damaged file is one line now, not a lost sweep later
+        new = _sweep(ds, run, cfg, condition, strengths, sizes, seeds, res, joint, device_kind)
+        out = jsonable(merge_power(old, new))
+        if write:
+            (run.root / "eval").mkdir(parents=True, exist_ok=True)
+            write_json_atomic(run.root / "eval" / POWER_FILE, out)
+    return out
+
+
+def _sweep(ds: PreparedDataset, run: RunPaths, cfg: EvalConfig, condition: str, strengths: Sequence[float],
+           sizes: Sequence[int], seeds: int, res: int | None, joint: bool, device_kind: str) -> dict[str, Any]:
+    """One condition's rows and metadata, as a power.json of that condition alone."""
     from core.devices import pick_device
     from metrics.features.extractors import make_extractor, real_features
     from metrics.features.guard import extractor_guard
     from models.conditions import load_conditions
 
     t0 = time.perf_counter()
-    if seeds < 1:
-        raise UserError("--seeds must be at least 1")
     res = res or min(ds.resolutions)
     if res not in ds.resolutions:
         raise UserError(f"dataset {ds.name!r} has no {res} px covers (it holds {sorted(ds.resolutions)})")
@@ -292,7 +277,7 @@ def power_analysis(
         "seconds": round(time.perf_counter() - t0, 1),
     }
     new = {
-        "schema_version": 1, "run": run.name, "dataset": ds.name, "extractor": ext.name,
+        "schema_version": 1, "run": run.name, "dataset": ds.name, FINGERPRINT: ds.fingerprint, "extractor": ext.name,
         "preprocessing": ext.preprocessing, "alpha": ALPHA, "target_power": TARGET_POWER,
         "rule": RULE.format(target=TARGET_POWER),
         "generator": "partial oracle: the real test cover of the asked track with probability q (strength), else "
@@ -304,8 +289,4 @@ def power_analysis(
         ),
         "condition_names": [condition], "rows": rows, "conditions": {condition: meta},
     }
-    out = jsonable(merge_power(read_power(run), new))
-    if write:
-        (run.root / "eval").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run.root / "eval" / POWER_FILE, out)
-    return out
+    return new

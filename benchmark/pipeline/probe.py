@@ -24,6 +24,7 @@ import pandas as pd
 
 from core import paths as P
 from core.config.schema import EvalConfig
+from core.data.fingerprint import is_stale
 from core.data.info import dataset_fingerprint, probe_path, read_probe  # noqa: F401 - read_probe re-exported
 from core.data.prepared import PreparedDataset
 from core.data.splits import grouping, track_groups
@@ -43,7 +44,8 @@ class AudioSource:
 
 
 def audio_sources(ds: PreparedDataset, runs: list[RunPaths] | None = None) -> list[AudioSource]:
-    """Encoders whose embeddings were made from this dataset (their ``eval.json`` names it), newest per name.
+    """Encoders whose embeddings were made from this dataset as it is (their ``eval.json`` names it and its
+    content fingerprint), newest per name.
 
     ``runs`` defaults to every run under the runs root.
     """
@@ -57,13 +59,14 @@ def audio_sources(ds: PreparedDataset, runs: list[RunPaths] | None = None) -> li
             continue
         for d in sorted(enc_dir.iterdir()):
             emb, ev = d / "embeddings.parquet", d / "eval.json"
-            if d.name in NOT_AUDIO or not (emb.is_file() and ev.is_file()):
+            if d.name in NOT_AUDIO or d.name.startswith(".") or not (emb.is_file() and ev.is_file()):  # .stage-PID
                 continue
             try:
-                if json.loads(ev.read_text(encoding="utf-8")).get("dataset") != ds.name:
-                    continue
+                made = json.loads(ev.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):
                 continue
+            if made.get("dataset") != ds.name or is_stale(made.get("dataset_fingerprint"), ds.fingerprint):
+                continue  # another dataset, or an earlier version of this one
             mtime = emb.stat().st_mtime
             if d.name not in found or mtime > found[d.name][0]:
                 found[d.name] = (mtime, AudioSource(d.name, run))
@@ -136,6 +139,7 @@ def probe_dataset(
         "dataset": ds.name,
         "dataset_files": dataset_fingerprint(ds),
         "features": features,
+        "dataset_fingerprint": ds.fingerprint,
         "extractor": ext.name,
         "preprocessing": ext.preprocessing,
         "res": res,

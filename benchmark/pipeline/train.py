@@ -1,7 +1,8 @@
 """``bench train all`` as a library call: the encoders the run needs, then every GAN the preset lists.
 
-Designed to be rerun: an encoder whose embeddings exist is not fitted again, a GAN whose ``summary.json`` says
-finished is skipped, and one with checkpoints resumes from its newest, so a rerun after a crash carries on.
+Designed to be rerun: an encoder whose embeddings exist (made from the dataset's current content) is not fitted
+again, a GAN whose ``summary.json`` says finished is skipped, and one with checkpoints resumes from its newest, so
+a rerun after a crash carries on. Every GAN is checked before anything is written, and the run is locked.
 
 Which encoders: ``"needed"`` (the default) fits ``genre`` and ``attributes`` (no training, instant) plus every
 encoder a model of the GAN x condition matrix is conditioned on (``stylegan_cond+cnn`` needs ``cnn``; a plain
@@ -17,14 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.pipeline.locks import run_lock
 from core.config.load import dump_config
 from core.config.names import is_builtin_condition
 from core.config.schema import Config
+from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.prepared import PreparedDataset
 from core.paths import RunPaths
 from models.gans.train.checkpoint import latest_checkpoint
 from models.gans.train.distributed import is_main_process
-from models.gans.train.loop import model_is_finished, train_gan
+from models.gans.train.loop import TrainResult, check_trainable, check_trained_data, model_is_finished, train_gan
 
 CHEAP_ENCODERS = ("genre", "attributes")
 
@@ -84,11 +87,28 @@ def check_outside_conditions(ds: PreparedDataset, run: RunPaths, cfg: Config, mo
     return out
 
 
-def encoder_done(run: RunPaths, name: str) -> bool:
-    from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE
+def encoder_done(run: RunPaths, name: str, ds: PreparedDataset | None = None) -> bool:
+    """Whether encoder ``name`` of ``run`` is complete (embeddings and eval.json; encodes are staged, so both are
+    there or neither) and, given ``ds``, was made from that dataset's current content (else it is fitted again)."""
+    from models.encoders.store import EMBEDDINGS_FILE, read_encoder_eval
 
-    d = run.encoder(name)
-    return (d / EMBEDDINGS_FILE).is_file() and (d / EVAL_FILE).is_file()
+    ev = read_encoder_eval(run, name)
+    if ev is None or not (run.encoder(name) / EMBEDDINGS_FILE).is_file():
+        return False
+    return ds is None or (ev.get("dataset") == ds.name and ev.get(FINGERPRINT) == ds.fingerprint)
+
+
+def train_model(
+    ds: PreparedDataset, run: RunPaths, name: str, cfg: Config, *, resume: bool = False,
+    stop_after_kimg: float | None = None,
+) -> TrainResult:
+    """``bench train MODEL``: checked first (nothing is written on a refusal, config.yaml included), then the
+    run's config and the training, under the run's lock."""
+    with run_lock(run):
+        check_trainable(ds, run, name, cfg.train, resume=resume, stop_after_kimg=stop_after_kimg)
+        write_run_config(run, cfg)
+        return train_gan(ds, run, name, cfg.train, device_kind=cfg.device, resume=resume,
+                         stop_after_kimg=stop_after_kimg)
 
 
 def train_all(
@@ -100,28 +120,48 @@ def train_all(
     models: Sequence[str] | None = None,
     stop_after_kimg: float | None = None,
 ) -> list[StageResult]:
-    """Fit the encoders, then train each GAN of ``cfg.train.models`` (or ``models``), skipping finished work."""
-    write_run_config(run, cfg)
-    out: list[StageResult] = check_outside_conditions(ds, run, cfg, models)
+    """Fit the encoders, then train each GAN of ``cfg.train.models`` (or ``models``), skipping finished work.
+
+    Every GAN is checked before anything is written (a refusal leaves the run as it was); the run is locked."""
+    with run_lock(run):
+        names = list(models or cfg.train.models)
+        for name in names:
+            if model_is_finished(run.model(name)):
+                check_trained_data(ds, run, name)  # skipped below: only if made from the data there now
+            else:
+                check_trainable(ds, run, name, cfg.train, resume=True, stop_after_kimg=stop_after_kimg,
+                                conditions=False)
+        registered = check_outside_conditions(ds, run, cfg, names)  # outside embeddings: there, never fitted
+        write_run_config(run, cfg)
+        out = registered + _fit_encoders(ds, run, cfg, encoders)
+        out += [_train_or_skip(ds, run, name, cfg, stop_after_kimg) for name in names]
+    return out
+
+
+def _fit_encoders(ds: PreparedDataset, run: RunPaths, cfg: Config, encoders: str | Sequence[str]) -> list[StageResult]:
+    """The encoders ``train_all`` needs (rank 0 only): each fitted unless complete and made from ``ds`` as it is."""
+    out: list[StageResult] = []
     todo = [e for e in encoders_for(cfg, encoders) if e != "attributes" or ds.attributes_available]
     if todo and is_main_process():
         from benchmark.pipeline.encode import encode
 
         for name in todo:
             t0 = time.perf_counter()
-            if encoder_done(run, name):
+            if encoder_done(run, name, ds):
                 out.append(StageResult("encoder", name, "skipped", 0.0, directory=run.encoder(name)))
                 continue
             encode(ds, run, [name], cfg, workers=cfg.data.workers)
             out.append(StageResult("encoder", name, "trained", time.perf_counter() - t0, directory=run.encoder(name)))
-    for name in models or cfg.train.models:
-        directory = run.model(name)
-        if model_is_finished(directory):
-            out.append(StageResult("gan", name, "skipped", 0.0, directory=directory))
-            continue
-        resuming = latest_checkpoint(directory / "checkpoints") is not None
-        t0 = time.perf_counter()
-        r = train_gan(ds, run, name, cfg.train, device_kind=cfg.device, resume=True, stop_after_kimg=stop_after_kimg)
-        status = "stopped" if not r.finished else ("resumed" if resuming else "trained")
-        out.append(StageResult("gan", name, status, time.perf_counter() - t0, r.images_seen, r.images_per_s, directory))
     return out
+
+
+def _train_or_skip(ds: PreparedDataset, run: RunPaths, name: str, cfg: Config, stop_after_kimg: float | None
+                   ) -> StageResult:
+    directory = run.model(name)
+    if model_is_finished(directory):
+        return StageResult("gan", name, "skipped", 0.0, directory=directory)
+    resuming = latest_checkpoint(directory / "checkpoints") is not None
+    t0 = time.perf_counter()
+    r = train_gan(ds, run, name, cfg.train, device_kind=cfg.device, resume=True, stop_after_kimg=stop_after_kimg)
+    status = "stopped" if not r.finished else ("resumed" if resuming else "trained")
+    return StageResult("gan", name, status, time.perf_counter() - t0, r.images_seen, r.images_per_s, directory)

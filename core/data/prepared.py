@@ -31,6 +31,7 @@ import pandas as pd
 from core import paths as P
 from core import storage
 from core.config.schema import SplitConfig
+from core.data.fingerprint import manifest_hash
 from core.data.splits import SPLITS, split_frame
 from core.errors import UserError
 from core.jsonfiles import write_json_atomic
@@ -403,6 +404,21 @@ class PreparedDataset:
     @property
     def name(self) -> str:
         return self.paths.name
+
+    @property
+    def fingerprint(self) -> str:
+        """Content identity (``core.data.fingerprint``): what every artifact made from this dataset records."""
+        return manifest_hash(self.manifest)
+
+    @property
+    def location(self) -> str:
+        """How to open this dataset again: its name when it is the one under the data root, else its folder."""
+        try:
+            if P.dataset(self.name).root.absolute() == self.paths.root.absolute():
+                return self.name
+        except UserError:  # a folder name that is no dataset name
+            pass
+        return str(self.paths.root.absolute())
 
     def __len__(self) -> int:
         return len(self.tracks)

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from core.data.fingerprint import manifest_hash
 from core.errors import UserError
 from metrics.distribution.fid import GaussianStats, check_features, feature_stats
 
 CACHE_VERSION = 1
+__all__ = ["CachedFeatures", "cache_key", "cached_features", "dataset_key_parts", "manifest_hash"]
 
 
 @dataclass
@@ -42,12 +44,6 @@ def _canonical(obj: Any) -> str:
 def cache_key(key_parts: dict) -> str:
     """Stable hash of the key parts (order of dict keys does not matter)."""
     return hashlib.sha256(_canonical({"cache_version": CACHE_VERSION, **key_parts}).encode()).hexdigest()[:32]
-
-
-def manifest_hash(manifest: dict) -> str:
-    """Content identity of a prepared dataset: its files' hashes (not the creation time or package versions)."""
-    content = manifest.get("files") or {k: v for k, v in manifest.items() if k not in ("created", "versions")}
-    return hashlib.sha256(_canonical(content).encode()).hexdigest()[:32]
 
 
 def dataset_key_parts(dataset: Any, split: str | None, extractor: str, preprocessing: str, **extra: Any) -> dict:

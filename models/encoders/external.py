@@ -32,11 +32,11 @@ import pandas as pd
 
 from core.config.names import CONDITION_NAMES, check_condition_name
 from core.config.schema import EncodersConfig
+from core.data.fingerprint import manifest_hash
 from core.data.prepared import PreparedDataset, file_sha256
 from core.errors import UserError
 from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
-from metrics.features.cache import manifest_hash
 from models.encoders.base import META_FILE
 from models.encoders.evaluate import evaluate_embeddings
 from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, load_embeddings, write_embeddings

@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.data.fingerprint import KEY as FINGERPRINT
+from core.data.fingerprint import check_fingerprint
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.paths import RunPaths
@@ -80,12 +82,25 @@ def load_embeddings(run_paths: RunPaths, name: str, ds: PreparedDataset | None =
     return x[pos.loc[ids].to_numpy()]
 
 
+def read_encoder_eval(run_paths: RunPaths, name: str) -> dict | None:
+    """An encoder's ``eval.json`` (None when missing or unreadable: the encoder is then not complete)."""
+    try:
+        ev = json.loads((run_paths.encoder(name) / EVAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ev if isinstance(ev, dict) else None
+
+
 def _check_same_dataset(run_paths: RunPaths, name: str, ds: PreparedDataset) -> None:
-    """Embeddings belong to the dataset they were computed on: track ids alone can coincide across datasets."""
-    ev = run_paths.encoder(name) / EVAL_FILE
-    source = json.loads(ev.read_text()).get("dataset") if ev.is_file() else None
+    """Embeddings belong to the dataset they were computed on: track ids alone can coincide across datasets, and
+    a dataset replaced under the same name (``--force``) keeps its name but not its content."""
+    ev = read_encoder_eval(run_paths, name) or {}
+    source = ev.get("dataset")
+    redo = f"`bench encode --encoder {name} --run {run_paths.name} --dataset {ds.location}`"
     if source is not None and source != ds.name:
         raise UserError(
             f"the {name!r} embeddings in run {run_paths.name!r} were computed on dataset {source!r}, not {ds.name!r}: "
-            f"use another --run, or `bench encode --encoder {name} --run {run_paths.name} --dataset {ds.name}`"
+            f"use another --run, or {redo}"
         )
+    check_fingerprint(ev.get(FINGERPRINT), ds.fingerprint, f"the {name!r} embeddings in run {run_paths.name!r}",
+                      ds.name, f"encode again with {redo}")

@@ -10,6 +10,7 @@ continues where it left off and, on CPU with a fixed seed, reproduces the uninte
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from torch import nn
 from core.config.hparams import ARCHITECTURE_KEYS
 from core.config.names import parse_model_id
 from core.config.schema import TrainConfig
+from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.loader import to_float
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
@@ -34,13 +36,15 @@ from models.conditions import load_conditions, usable_rows
 from models.gans.registry import GanSpec, build_gan
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import Dist, average_buffers, barrier, broadcast_module, init_distributed
-from models.gans.train.resume import check_resume_matches, check_training_length
+from models.gans.train.resume import check_resume_matches, check_same_data, check_training_length
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
 
 SUMMARY = "summary.json"
-__all__ = ["NonFiniteError", "TrainResult", "train_gan", "model_is_finished"]
+__all__ = [
+    "NonFiniteError", "TrainResult", "check_trainable", "check_trained_data", "model_is_finished", "train_gan",
+]
 
 
 @dataclass
@@ -165,20 +169,63 @@ def build(t: Training) -> None:
 
 
 def _check_fits(t: Training) -> None:
-    res, batch, d = t.eff["res"], t.eff["batch"], t.dist
-    check_training_length(t.eff["kimg"], batch, t.stop_after_kimg)
-    if batch % d.world:
-        raise UserError(f"batch {batch} is not divisible by the {d.world} processes")
-    t.local_batch = batch // d.world
-    if res not in t.ds.resolutions:
-        have = ", ".join(map(str, t.ds.resolutions))
+    t.rows = usable_rows(t.ds, t.condition or "none", t.ds.split_rows("train"))
+    t.local_batch = check_fits(t.name, t.eff, t.ds, len(t.rows), t.dist.world, t.stop_after_kimg)
+
+
+def check_fits(name: str, eff: dict[str, Any], ds: PreparedDataset, n_rows: int, world: int,
+               stop_after_kimg: float | None = None) -> int:
+    """UserError unless the schedule, the batch and the resolution fit the dataset; returns the per-rank batch."""
+    res, batch = eff["res"], eff["batch"]
+    check_training_length(eff["kimg"], batch, stop_after_kimg)
+    if batch % world:
+        raise UserError(f"batch {batch} is not divisible by the {world} processes")
+    if res not in ds.resolutions:
+        have = ", ".join(map(str, ds.resolutions))
         raise UserError(
-            f"{t.name} trains at {res} px but dataset {t.ds.name!r} has {have} px covers "
+            f"{name} trains at {res} px but dataset {ds.name!r} has {have} px covers "
             f"(synthesise with --res {res}, or --set train.res=...)"
         )
-    t.rows = usable_rows(t.ds, t.condition or "none", t.ds.split_rows("train"))
-    if len(t.rows) < t.local_batch:
-        raise UserError(f"only {len(t.rows)} training covers for batch {batch}")
+    if n_rows < batch // world:
+        raise UserError(f"only {n_rows} training covers for batch {batch}")
+    return batch // world
+
+
+def check_trainable(ds: PreparedDataset, run: RunPaths, name: str, cfg: TrainConfig, *, resume: bool,
+                    stop_after_kimg: float | None = None, conditions: bool = True) -> None:
+    """What ``train_gan`` would refuse, found before anything is written (the run's config.yaml included): the
+    condition vectors (``conditions=False`` skips them: ``train all`` fits its encoders afterwards), the networks'
+    settings, the schedule against the dataset, and the run a resume continues (same settings, same data)."""
+    mid = parse_model_id(name)
+    condition = cfg.condition_of(name)
+    cond_dim = 1 if mid.conditional else 0  # the networks' shape checks do not depend on it
+    if mid.conditional and conditions:
+        cond_dim = load_conditions(ds, condition, run).shape[1]
+    spec, eff = build_for_training(name, cfg, cond_dim)
+    rows = usable_rows(ds, condition or "none", ds.split_rows("train"))
+    check_fits(name, eff, ds, len(rows), int(os.environ.get("WORLD_SIZE", "1")), stop_after_kimg)
+    out_dir = run.model(name)
+    if not ck.list_checkpoints(out_dir / "checkpoints"):
+        return
+    if not resume:
+        raise UserError(_ALREADY.format(out_dir=out_dir, name=name))
+    now = {"model": name, "dataset": ds.name, "condition": condition, **eff, "z_dim": spec.z_dim,
+           "hparams": spec.hparams, FINGERPRINT: ds.fingerprint}
+    check_resume_matches(out_dir / "train_config.json", {}, now, ARCHITECTURE_KEYS)
+
+
+def check_trained_data(ds: PreparedDataset, run: RunPaths, name: str) -> None:
+    """UserError when model ``name`` of ``run`` was trained on content of ``ds`` that was replaced since."""
+    config_file = run.model(name) / "train_config.json"
+    try:
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(saved, dict):
+        check_same_data(config_file, saved, {"model": name, "dataset": ds.name, FINGERPRINT: ds.fingerprint})
+
+
+_ALREADY = "{out_dir} already holds a run of {name}: pass --resume to continue it, or use another --run"
 
 
 def restore(t: Training, resume: bool) -> None:
@@ -190,9 +237,7 @@ def restore(t: Training, resume: bool) -> None:
     if start_path is not None:
         rng = _load_state(t, ck.load_checkpoint(start_path))
     elif out_dir.exists() and ck.list_checkpoints(ckpt_dir) and not resume:
-        raise UserError(
-            f"{out_dir} already holds a run of {t.name}: pass --resume to continue it, or use another --run"
-        )
+        raise UserError(_ALREADY.format(out_dir=out_dir, name=t.name))
     t.start_path = start_path
     for module in (t.G, t.D, t.G_ema):
         if module is not None:
@@ -205,7 +250,7 @@ def restore(t: Training, resume: bool) -> None:
 
 def _load_state(t: Training, state: dict[str, Any]) -> Any:
     """Load a checkpoint into the built networks, optimisers, loss and counters; returns this rank's RNG state."""
-    ident = {"model": t.name, "dataset": t.ds.name, "condition": t.condition}
+    ident = {"model": t.name, "dataset": t.ds.name, "condition": t.condition, FINGERPRINT: t.ds.fingerprint}
     ident.update(t.eff, cond_dim=t.cond_dim, z_dim=t.spec.z_dim, hparams=t.spec.hparams)
     check_resume_matches(t.out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
     t.G.load_state_dict(state["G"])
@@ -251,6 +296,8 @@ def write_train_config(t: Training) -> None:
             "model": t.name,
             "gan": parse_model_id(t.name).gan,
             "dataset": t.ds.name,
+            FINGERPRINT: t.ds.fingerprint,
+            **({} if t.ds.location == t.ds.name else {"dataset_path": t.ds.location}),  # evaluate reopens it there
             "condition": t.condition,
             "cond_dim": t.cond_dim,
             "z_dim": spec.z_dim,

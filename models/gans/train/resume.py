@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from core.data.fingerprint import KEY as FINGERPRINT
+from core.data.fingerprint import check_fingerprint
 from core.errors import UserError
 
 # train_config.json keys that define the training being continued, and how the user sets each.
@@ -40,6 +42,7 @@ def check_resume_matches(config_file: Path, state: dict[str, Any], now: dict[str
     not record is not compared.
     """
     saved = saved_settings(config_file, state)
+    check_same_data(config_file, saved, now)
     diffs = []
     for key, flag in FIXED.items():
         if key in saved and key in now and saved[key] != now[key]:
@@ -58,6 +61,19 @@ def check_resume_matches(config_file: Path, state: dict[str, Any], now: dict[str
             f"cannot resume {now.get('model', where.name)} in {where} with other settings ({'; '.join(diffs)}): "
             "resume with the settings it was trained with, or train into another --run"
         )
+
+
+def check_same_data(config_file: Path, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """UserError when the model was trained on content of its dataset that has been replaced since (same name,
+    other files: ``bench data synth/import --force``); ``saved`` and ``now`` hold ``dataset_fingerprint``."""
+    where = Path(config_file).parent
+    if not now.get(FINGERPRINT) or saved.get("dataset") != now.get("dataset"):
+        return  # another dataset altogether is a difference of --dataset, said as such
+    check_fingerprint(
+        saved.get(FINGERPRINT), now[FINGERPRINT], f"{now.get('model', where.name)} in {where}",
+        str(now.get("dataset") or saved.get("dataset")),
+        "train it into another --run, or remove that folder to train it again",
+    )
 
 
 def check_training_length(kimg: float, batch: int, stop_after_kimg: float | None = None) -> None:

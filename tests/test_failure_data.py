@@ -1,0 +1,403 @@
+"""Nothing lost, nothing mixed (issue 23, items 1-6), one test per promise of README's "Failure modes" table.
+
+Two writers of one run or dataset, a kill -9 in the middle of a swap, a dataset replaced under its own name, a
+refused command, a damaged power.json: each was reproduced here before it was fixed. The concurrency and kill
+cases use real processes (a second ``bench`` process, ``SIGKILL``), never a simulated lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import paths
+from core.data.prepared import PreparedDataset
+from tests.conftest import make_tiny_dataset, run_bench
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016", "--set", "train.checkpoint_kimg=0.016"]
+EVAL_FAST = ["--features", "colour", "--n", "20", "--set", "eval.n_permutations=100", "--set", "eval.n_bootstrap=10",
+             "--set", "eval.sensitivity_z=2", "--set", "eval.tsne_real=30", "--set", "eval.tsne_gen=10"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+bench = run_bench
+
+
+def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return " ".join(err.split())
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, paths.DATA_ROOT_ENV: str(tmp_path / "data"), paths.RUNS_ROOT_ENV: str(tmp_path / "runs"),
+            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def bench_process(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli.app", "-q", *args], env=env_for(tmp_path),
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def python_process(tmp_path: Path, script: str, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env_for(tmp_path), cwd=tmp_path, **kw)
+
+
+def wait_until(check, proc: subprocess.Popen, what: str, timeout: float = 300) -> None:  # noqa: ANN001 - predicate
+    deadline = time.time() + timeout
+    while not check():
+        if proc.poll() is not None:
+            raise AssertionError(f"the first process ended ({proc.returncode}) before {what}: "
+                                 f"{proc.stderr.read().decode() if proc.stderr else ''}")
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+# --- 1. one writer per run, one per dataset ------------------------------------------------------------------------
+
+
+def test_a_second_writer_of_a_busy_run_exits_2_naming_the_first(tmp_path, capsys):
+    """Two trains wrote every stats.jsonl row twice; two encodes mixed two datasets. Now the second one stops."""
+    make_tiny_dataset(n=48)
+    first = bench_process(tmp_path, "train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "40", *FAST)
+    ckpts = tmp_path / "runs" / "r" / "models" / "dcgan" / "checkpoints"
+    try:
+        wait_until(lambda: ckpts.is_dir() and any(ckpts.glob("*.pt")), first, "its first checkpoint")
+        short = ["--kimg", "0.05", *FAST]
+        for args in (
+            ["train", "dcgan", "--run", "r", "--dataset", "tiny", "--resume", *short],
+            ["train", "all", "--run", "r", "--dataset", "tiny", "--encoders", "genre", *short],
+            ["encode", "--encoder", "genre", "--run", "r", "--dataset", "tiny"],
+            ["evaluate", "--model", "dcgan", "--run", "r", *EVAL_FAST],
+            ["power", "--run", "r", "--dataset", "tiny", "--n", "20", "--seeds", "1", "--strength", "0"],
+        ):
+            assert bench(*args) == 2, args
+            err = one_line(capsys)
+            assert f"run 'r' is in use by process {first.pid} (bench -q train dcgan --run r" in err, err
+            assert "bench --wait SECONDS" in err, err
+        assert first.poll() is None, "the first writer was disturbed"
+        assert not (tmp_path / "runs" / "r" / "encoders").exists() and not (tmp_path / "runs" / "r" / "eval").exists()
+        assert bench("encode", "--encoder", "genre", "--run", "other", "--dataset", "tiny") == 0  # other runs are free
+        assert bench("report", "--run", "r") == 0  # a report only reads the run: it may be built while it trains
+    finally:
+        stop(first)
+
+
+def test_a_second_synth_or_import_of_a_busy_dataset_exits_2(tmp_path, capsys):
+    first = bench_process(tmp_path, "data", "synth", "--name", "w", "--tracks", "1000", "--seconds", "1", "--res", "32",
+                          "--workers", "1", "--preset", "cpu")
+    data = tmp_path / "data"
+    try:
+        wait_until(lambda: data.is_dir() and any(data.glob(f".w.tmp-{first.pid}")), first, "it starts writing")
+        (tmp_path / "src").mkdir()
+        for args in (["data", "synth", "--name", "w", "--tracks", "16", "--force", "--preset", "cpu"],
+                     ["data", "import", str(tmp_path / "src"), "--name", "w", "--force", "--preset", "cpu"]):
+            assert bench(*args) == 2, args
+            err = one_line(capsys)
+            assert f"dataset 'w' is in use by process {first.pid} (bench -q data synth --name w" in err, err
+        assert first.poll() is None and not (data / "w").exists()
+    finally:
+        stop(first)
+
+
+_HOLD = """
+import sys
+from pathlib import Path
+from benchmark.pipeline.locks import run_lock
+from core.paths import RunPaths
+with run_lock(RunPaths(Path(sys.argv[1]))):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+    Path(sys.argv[2]).write_text("released")
+"""
+
+
+def test_wait_lets_the_second_writer_run_once_the_first_ends(tmp_path, capsys):
+    make_tiny_dataset(n=40)
+    released = tmp_path / "released"
+    holder = python_process(tmp_path, _HOLD, str(tmp_path / "runs" / "r"), str(released), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    encode = ["encode", "--encoder", "genre", "--run", "r", "--dataset", "tiny"]
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        assert bench("--wait", "1", *encode) == 2
+        err = one_line(capsys)
+        assert f"run 'r' is in use by process {holder.pid}" in err and "still after 1 s" in err, err
+        threading.Timer(2.0, holder.stdin.close).start()  # the holder ends while the next writer waits
+        assert bench("--wait", "300", *encode) == 0
+        assert holder.wait() == 0
+        ev = tmp_path / "runs" / "r" / "encoders" / "genre" / "eval.json"
+        assert released.stat().st_mtime_ns <= ev.stat().st_mtime_ns  # it wrote only after the holder let go
+    finally:
+        stop(holder)
+    for bad in ("-1", "nan"):
+        assert bench("--wait", bad, *encode) == 2
+        assert "--wait" in one_line(capsys)
+
+
+_TRY = """
+import sys
+from benchmark.pipeline.locks import run_lock
+from core.errors import UserError
+from core.paths import RunPaths
+try:
+    with run_lock(RunPaths(__import__("pathlib").Path(sys.argv[1]))):
+        pass
+except UserError as e:
+    print(e)
+    sys.exit(3)
+"""
+
+
+def test_a_lock_nests_within_one_process_and_only_torchrun_rank_0_takes_it(tmp_path, monkeypatch):
+    """``train all`` encodes and ``calibrate`` trains under the lock they hold; under torchrun only rank 0 writes."""
+    from benchmark.pipeline.locks import run_lock
+
+    run = paths.run("r")
+
+    def other_process() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _TRY, str(run.root)], env=env_for(tmp_path), capture_output=True)
+
+    with run_lock(run) as outer:
+        with run_lock(run) as inner:
+            assert inner == outer and outer.name == ".r.lock"
+        refused = other_process()  # the inner block's end did not release the outer's lock
+        assert refused.returncode == 3 and f"process {os.getpid()}" in refused.stdout.decode(), refused
+    assert other_process().returncode == 0
+    monkeypatch.setenv("RANK", "1")
+    with run_lock(run) as lock:
+        assert lock is None  # rank 1 writes nothing and must not wait for rank 0's lock
+        assert other_process().returncode == 0
+
+
+# --- 2. an encode killed while it replaces an earlier one ---------------------------------------------------------
+
+_KILLED_ENCODE = """
+import os, signal, sys
+import benchmark.pipeline.encode as enc
+from benchmark.cli.app import main
+real = enc.write_embeddings
+def write_then_die(path, ds, x):
+    real(path, ds, x)
+    os.kill(os.getpid(), signal.SIGKILL)  # model and embeddings of the new dataset written, eval.json not yet
+enc.write_embeddings = write_then_die
+main(["-q", "encode", "--encoder", "attributes", "--run", "r", "--dataset", sys.argv[1]])
+"""
+
+
+def test_a_killed_encode_leaves_the_earlier_encoder_whole_and_train_all_fits_it_again(tmp_path):
+    from benchmark.pipeline.train import encoder_done, train_all
+    from core.config import load_config
+
+    make_tiny_dataset("A", n=40, seed=0)
+    make_tiny_dataset("B", n=40, seed=1)
+    assert bench("encode", "--encoder", "attributes", "--run", "r", "--dataset", "A") == 0
+    encoders = tmp_path / "runs" / "r" / "encoders"
+    before = files_of(encoders / "attributes")
+    killed = python_process(tmp_path, _KILLED_ENCODE, "B")
+    assert killed.wait() == -signal.SIGKILL
+    assert files_of(encoders / "attributes") == before  # not one file of B beside A's eval.json
+    assert [p.name for p in encoders.glob(".attributes.stage-*")] == [f".attributes.stage-{killed.pid}"]
+    run, a, b = paths.run("r"), PreparedDataset.open("A"), PreparedDataset.open("B")
+    assert encoder_done(run, "attributes", a) and not encoder_done(run, "attributes", b)
+    cfg = load_config("cpu", ["train.kimg=0.016", "train.batch=8", "train.checkpoint_kimg=0.016",
+                              "train.snapshot_kimg=0.016"])
+    stages = train_all(b, run, cfg, encoders="attributes", models=["dcgan"])
+    assert [(s.kind, s.name, s.status) for s in stages] == [("encoder", "attributes", "trained"),
+                                                            ("gan", "dcgan", "trained")]
+    assert json.loads((encoders / "attributes" / "eval.json").read_text())["dataset"] == "B"
+    assert not list(encoders.glob(".attributes.*"))  # the killed encode's stage folder went with the next one
+
+
+# --- 3. a dataset replaced under the same name --------------------------------------------------------------------
+
+
+def test_a_dataset_replaced_under_its_name_is_never_reused_silently(tmp_path, capsys):
+    from benchmark.pipeline import power as pw
+    from benchmark.pipeline.train import encoder_done
+    from core.config import load_config
+
+    make_tiny_dataset(n=48, seed=0)
+    assert bench("encode", "--encoder", "attributes", "--run", "r", "--dataset", "tiny") == 0
+    assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
+    assert bench("evaluate", "--model", "dcgan", "--run", "r", *EVAL_FAST) == 0
+    assert bench("data", "probe", "tiny", "--features", "colour", "--folds", "2", "--permutations", "100") == 0
+    ecfg = load_config("cpu", ["eval.features=colour"]).eval
+    sweep = dict(strengths=(0.0, 1.0), sizes=(20,), seeds=2, device_kind="cpu")
+    pw.power_analysis(PreparedDataset.open("tiny"), paths.run("r"), ecfg, "genre", **sweep)
+    old = PreparedDataset.open("tiny").fingerprint
+    r = tmp_path / "runs" / "r"
+    recorded = {f: json.loads(p.read_text())["dataset_fingerprint"] for f, p in {
+        "encoder": r / "encoders" / "attributes" / "eval.json", "train": r / "models" / "dcgan" / "train_config.json",
+        "metrics": r / "eval" / "dcgan" / "metrics.json", "power": r / "eval" / "power.json",
+        "probe": tmp_path / "data" / "tiny" / "probe.json"}.items()}
+    assert recorded == dict.fromkeys(recorded, old)
+    capsys.readouterr()
+
+    make_tiny_dataset(n=48, seed=1)  # what `bench data synth --name tiny --force` does: same name, other content
+    ds = PreparedDataset.open("tiny")
+    assert ds.fingerprint != old
+    refused = {
+        "resume": ["train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.032", "--resume", *FAST],
+        "evaluate": ["evaluate", "--model", "dcgan", "--run", "r", *EVAL_FAST],
+        "embeddings": ["train", "dcgan_cond+attributes", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST],
+        "power": ["power", "--run", "r", "--dataset", "tiny", "--condition", "attributes", "--n", "20", "--seeds", "1"],
+    }
+    config = (r / "config.yaml").read_bytes()
+    for case, args in refused.items():
+        assert bench(*args) == 2, case
+        err = one_line(capsys)
+        assert "made from an earlier version of dataset 'tiny' (replaced since" in err, (case, err)
+        if case in ("resume", "evaluate"):
+            assert str(r / "models" / "dcgan") in err and "another --run" in err, err
+        else:
+            assert "bench encode --encoder attributes --run r --dataset tiny" in err, err
+    assert (r / "config.yaml").read_bytes() == config  # refused before writing anything
+    for seed in (0, 1):  # evaluations of the old content do not join a calibration spread
+        (tmp_path / "runs" / f"seed{seed}" / "eval" / "dcgan").mkdir(parents=True)
+        shutil.copy(r / "eval" / "dcgan" / "metrics.json", tmp_path / "runs" / f"seed{seed}" / "eval" / "dcgan")
+    assert bench("calibrate", "--seeds", "2", "--from-runs", "--out", str(tmp_path / "t.yaml"), "--preset", "cpu") == 2
+    assert "the evaluation of dcgan in run 'seed0' was made from an earlier version" in one_line(capsys)
+    assert not encoder_done(paths.run("r"), "attributes", ds)  # `train all` fits it again
+    out = pw.power_analysis(ds, paths.run("r"), ecfg, "genre", **sweep)  # power measures anew, says what it dropped
+    assert out["dataset_fingerprint"] == ds.fingerprint and [s["dataset_fingerprint"] for s in out["sweeps"]] == [
+        ds.fingerprint]
+    assert out["notes"] == ["dropped 2 rows (colour features) measured on an earlier version of dataset 'tiny', "
+                            "replaced since"]
+
+
+# --- 4. a refused train writes nothing; a dataset given by path stays a path ----------------------------------------
+
+
+def test_a_refused_train_writes_nothing_and_a_dataset_path_is_recorded_and_used(tmp_path, monkeypatch, capsys):
+    make_tiny_dataset(n=48)
+    assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
+    run = tmp_path / "runs" / "r"
+    before = files_of(run)
+    capsys.readouterr()
+    for bad in (["--res", "33", "--resume"], ["--batch", "16", "--resume"], ["--kimg", "0.004", "--resume"], []):
+        assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", *FAST, *bad) == 2, bad
+        one_line(capsys)
+        assert files_of(run) == before, bad  # config.yaml included
+    assert bench("train", "all", "--run", "r", "--dataset", "tiny", "--encoders", "none", "--res", "33", *FAST) == 2
+    assert "resolution 33" in one_line(capsys)
+    assert files_of(run) == before
+
+    elsewhere = tmp_path / "elsewhere"
+    make_tiny_dataset("A", n=48, seed=1)
+    elsewhere.mkdir()
+    os.replace(tmp_path / "data" / "A", elsewhere / "A")
+    make_tiny_dataset("A", n=48, seed=2)  # another dataset of the same name under the data root
+    assert bench("train", "dcgan", "--run", "p", "--dataset", str(elsewhere / "A"), "--kimg", "0.016", *FAST) == 0
+    saved = json.loads((tmp_path / "runs" / "p" / "models" / "dcgan" / "train_config.json").read_text())
+    assert saved["dataset"] == "A" and saved["dataset_path"] == str(elsewhere / "A")
+
+    import benchmark.pipeline.evaluate as ev
+
+    used = []
+    monkeypatch.setattr(ev, "evaluate_model", lambda ds, *a, **k: used.append(ds.paths.root) or {})
+    monkeypatch.setattr(ev, "evaluate_relationship", lambda *a, **k: {})
+    assert ev.evaluate_run(paths.run("p"), __import__("core.config").config.load_config("cpu"), "dcgan") == [{}]
+    assert used == [elsewhere / "A"]
+
+
+# --- 5. power.json: every row kept, a damaged file found first ----------------------------------------------------
+
+
+def test_power_keeps_rows_of_other_datasets_and_seeds_and_checks_the_file_before_the_sweep(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from benchmark.pipeline import power as pw
+    from core.config import load_config
+
+    make_tiny_dataset("A", n=48, seed=0)
+    make_tiny_dataset("B", n=48, seed=1)
+    run = paths.run("r")
+    cfg = load_config("cpu", ["eval.features=colour"]).eval
+
+    def sweep(name: str, seeds: int) -> dict:
+        return pw.power_analysis(PreparedDataset.open(name), run, cfg, "genre", strengths=(0.0, 1.0), sizes=(20,),
+                                 seeds=seeds, device_kind="cpu")
+
+    sweep("A", 2)
+    three = sweep("A", 3)
+    assert [r["seeds"] for r in three["rows"]] == [3, 3]  # shown: the most seeds per (q, n)
+    assert sorted(r["seeds"] for r in three["sweeps"][0]["rows"]) == [2, 2, 3, 3]  # the 2-seed rows are kept
+    b = sweep("B", 2)
+    assert b["dataset"] == "B" and [r["seeds"] for r in b["rows"]] == [2, 2]
+    kept = {(s["dataset"], r["seeds"]) for s in b["sweeps"] for r in s["rows"]}
+    assert kept == {("A", 2), ("A", 3), ("B", 2)} and b["notes"] == []  # another dataset dropped nothing
+
+    path = tmp_path / "runs" / "r" / "eval" / "power.json"
+    monkeypatch.setattr(pw, "power_row", lambda *a, **k: pytest.fail("the sweep ran before power.json was read"))
+    args = ["power", "--run", "r", "--dataset", "A", "--n", "20", "--seeds", "1", "--set", "eval.features=colour"]
+    for damaged in (b"{not json", b"\xff\xfe", b"[1, 2]", json.dumps({"rows": [{"n": 20}]}).encode()):
+        path.write_bytes(damaged)
+        assert bench(*args) == 2
+        err = one_line(capsys)
+        assert str(path) in err and "move it aside" in err, err
+        assert path.read_bytes() == damaged
+
+
+# --- 6. what killed evaluations leave -----------------------------------------------------------------------------
+
+_KILLED_STAGE = """
+import os, signal, sys
+from pathlib import Path
+from core import storage
+final = Path(sys.argv[1])
+if sys.argv[2] == "swap":  # killed between moving the old result aside and moving the new one in
+    real = os.replace
+    def replace_then_die(src, dst):
+        real(src, dst)
+        if Path(src) == final:
+            os.kill(os.getpid(), signal.SIGKILL)
+    storage.os.replace = replace_then_die
+with storage.staged_outputs(final) as out:
+    (out / "metrics.json").write_text("new")
+    if sys.argv[2] == "write":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_what_a_killed_evaluation_leaves_is_cleaned_by_the_next_one(tmp_path):
+    from core import storage
+
+    final = tmp_path / "runs" / "r" / "eval" / "dcgan"
+    final.mkdir(parents=True)
+    (final / "metrics.json").write_text("old")
+    killed = python_process(tmp_path, _KILLED_STAGE, str(final), "write")
+    assert killed.wait() == -signal.SIGKILL
+    assert (final.parent / f".dcgan.stage-{killed.pid}" / "metrics.json").read_text() == "new"  # what it left
+    assert (final / "metrics.json").read_text() == "old"
+
+    swapped = python_process(tmp_path, _KILLED_STAGE, str(final), "swap")
+    assert swapped.wait() == -signal.SIGKILL
+    assert not final.exists() and (final.parent / f".dcgan.old-{swapped.pid}" / "metrics.json").read_text() == "old"
+
+    live = final.parent / f".stylegan.stage-{os.getpid()}"  # a live writer's stage folder is left alone
+    live.mkdir()
+    with storage.staged_outputs(final) as out:
+        assert (final / "metrics.json").read_text() == "old"  # the interrupted swap was put back first
+        (out / "metrics.json").write_text("newer")
+    assert (final / "metrics.json").read_text() == "newer"
+    assert sorted(p.name for p in final.parent.iterdir()) == [".stylegan.stage-" + str(os.getpid()), "dcgan"]
