@@ -10,6 +10,7 @@ from rich.table import Table
 
 from benchmark.cli import common
 from core import paths
+from core.config.names import eval_name
 
 
 def evaluate(
@@ -23,11 +24,15 @@ def evaluate(
         str | None, typer.Option("--features", help="covernet, inception, colour or file:PATH.pt")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="evaluation seed")] = None,
+    guidance: Annotated[
+        str | None, typer.Option("--guidance", help="diffusion models: guidance scales, one evaluation each (0,1,2,4)")
+    ] = None,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.guidance import parse_scales
 
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
@@ -36,7 +41,8 @@ def evaluate(
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
 
-    results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
+    scales = parse_scales(guidance) if guidance is not None else None
+    results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce, guidance=scales)
     print_leaderboard(results)
     common.console.print(f"metrics in {escape(str(rp.root / 'eval'))}")
 
@@ -56,7 +62,7 @@ def print_leaderboard(results: list[dict]) -> None:
         verdict = r["verdict"]["conditioning_works"]
         colour = {"yes": "green", "no": "red"}.get(verdict, "yellow")
         t.add_row(
-            escape(r["model"]),
+            escape(eval_name(r["model"], r.get("guidance"))),
             _fmt(m["fid"]["value"]),
             _fmt(m["kid"]["value"]),
             _fmt(acc["value"]),

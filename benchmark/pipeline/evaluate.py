@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.pipeline.guidance import evaluation_plan
 from benchmark.pipeline.labels import real_labelled
-from core.config.names import is_categorical, model_ids_in, ordered_model_ids, parse_model_id
+from core.config.names import eval_name, is_categorical, model_ids_in, ordered_model_ids, parse_model_id
 from core.config.schema import Config, EvalConfig
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
@@ -101,6 +102,7 @@ class EvalState:
     metrics: dict[str, Any] = field(default_factory=dict)
     verdict: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)
+    guidance: float | None = None  # diffusion models: the classifier-free guidance scale set on the loaded G
 
     @property
     def res(self) -> int:
@@ -132,7 +134,7 @@ class EvalState:
 
 
 def _load(s: EvalState) -> None:
-    s.G, s.meta = load_generator(s.run.model(s.model), s.device)
+    s.G, s.meta = load_generator(s.run.model(s.model), s.device, guidance=s.guidance)
     if s.res not in s.ds.resolutions:
         raise UserError(f"{s.model} was trained at {s.res} px but dataset {s.ds.name!r} has no {s.res} px covers")
     if s.n_classes < 2:
@@ -268,24 +270,26 @@ def evaluate_model(
     features: str | None = None,
     n: int | None = None,
     seed: int | None = None,
+    guidance: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``run``'s ``model`` (a GAN name or gan+condition id); writes ``eval/<model>/metrics.json`` with
-    plots and returns the metrics."""
+    plots and returns the metrics. ``guidance``: a diffusion model's scale, written to ``eval/<model>@w<scale>/``."""
     t_all = time.perf_counter()
+    folder = run.eval(eval_name(model, guidance))
     s = EvalState(
         ds=ds, run=run, model=model, cfg=cfg, device=pick_device(device_kind), kind=features or cfg.features,
-        n=n or cfg.n, seed=cfg.seed if seed is None else seed, out_dir=run.eval(model),
+        n=n or cfg.n, seed=cfg.seed if seed is None else seed, out_dir=folder, guidance=guidance,
     )
     s.rng = np.random.default_rng(s.seed)
     check_writable(s.out_dir, "evaluation folder")  # before any computing
-    with staged_outputs(run.eval(model)) as s.out_dir:  # metrics.json and every plot replace the old ones together
+    with staged_outputs(folder) as s.out_dir:  # metrics.json and every plot replace the old ones together
         for name, step in STEPS:
             with _timed(s.timings, name):
                 step(s)
         s.timings["total"] = round(time.perf_counter() - t_all, 3)
         report = jsonable(_report(s))
         write_json_atomic(s.out_dir / METRICS_FILE, report)
-    s.out_dir = run.eval(model)
+    s.out_dir = folder
     return report
 
 
@@ -300,6 +304,7 @@ def _report(s: EvalState) -> dict[str, Any]:
         "coupling": s.ds.manifest.get("synth", {}).get("coupling"),
         "checkpoint": s.meta.get("checkpoint"),
         "images_seen": s.meta.get("images_seen"),
+        "guidance": s.meta.get("guidance"),
         "conditional": s.conditional,
         "condition": s.condition,
         "condition_kind": None if not s.conditional else ("continuous" if s.continuous else "categorical"),
@@ -407,23 +412,25 @@ def trained_on(run: RunPaths, model: str) -> str:
 
 def evaluate_run(
     run: RunPaths, cfg: Config, models: Sequence[str] | str = "all", *, dataset: str | None = None,
-    announce: Callable[[str, PreparedDataset], None] | None = None,
+    announce: Callable[[str, PreparedDataset], None] | None = None, guidance: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate ``models`` of ``run`` (``all``: every trained one), then the relationship probe on the data.
 
     Every output folder and feature cache is checked writable before any computing; ``announce(model, dataset)``
-    is called before each model (the CLI prints a line).
+    is called before each model (the CLI prints a line). ``guidance``: scales at which each diffusion model is
+    evaluated, one folder each (``benchmark.pipeline.guidance``).
     """
     names = models_to_evaluate(run, cfg, models) if isinstance(models, str) else list(models)
-    for m in names:  # fail now, not after all the computing, when results or feature caches cannot be written
-        check_writable(run.eval(m), "evaluation folder")
+    plan = evaluation_plan(names, guidance, explicit=models != "all")
+    for m, w in plan:  # fail now, not after all the computing, when results or feature caches cannot be written
+        check_writable(run.eval(eval_name(m, w)), "evaluation folder")
         check_writable(dataset_paths(dataset or trained_on(run, m)).cache_dir, "the dataset's feature cache")
     results, ds = [], None
-    for m in names:
+    for m, w in plan:
         ds = PreparedDataset.open(dataset or trained_on(run, m))
         if announce is not None:
-            announce(m, ds)
-        results.append(evaluate_model(ds, run, m, cfg.eval, device_kind=cfg.device))
+            announce(eval_name(m, w), ds)
+        results.append(evaluate_model(ds, run, m, cfg.eval, device_kind=cfg.device, guidance=w))
     if ds is not None:
         evaluate_relationship(ds, run, cfg.eval, device_kind=cfg.device)
     return results
