@@ -1,8 +1,8 @@
 """``build_model``: one entry point for every trainable generator, GAN or diffusion, by model name.
 
 The training engine and the generator loader build through here, so a family is added in one place: its own
-builder (``models.gans.build_gan``, ``models.diffusion.build_diffusion``) and, when its iterations differ, its
-own stepper (``stepper_class``).
+builder (``models.gans.build_gan``, ``models.diffusion.build_diffusion``). A spec without a discriminator (``D``
+is None) trains with ``models.diffusion.step.DenoiserStepper``, a GAN with the engine's ``Stepper``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,3 @@ def build_model(name: str, *, res: int, cond_dim: int = 0, size: str = "full", *
 
     return build_gan(name, res=res, cond_dim=cond_dim, size=size, **overrides)
 
-
-def stepper_class(spec: Any) -> type:
-    """The engine's iteration for ``spec``: D and G steps for a GAN, denoising steps for a diffusion model."""
-    if spec.D is None:
-        from models.diffusion.step import DenoiserStepper
-
-        return DenoiserStepper
-    from models.gans.train.step import Stepper
-
-    return Stepper

@@ -31,6 +31,7 @@ from core.progress import track
 from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS
 from reports import environment
 from reports.check import Bound, CheckResult, evaluate_bound, load_thresholds
+from reports.dose import dose_responses
 from reports.pictures import cover_grid, sample_strip
 from reports.plots import power_curves, read_stats, training_curves
 
@@ -594,6 +595,7 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
                 "relationship": rel,
                 "dataset_name": data["dataset"]["name"] if data["dataset"] else None,
                 "power": _power(run, out),
+                "dose": dose_responses(run, names, out),
             },
         ),
         "music.html": ("music.html.j2", {"blocks": _music_rows(rows, encoders, run)}),

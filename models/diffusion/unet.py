@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+TIME_FEATURES = 64  # sinusoidal features of the timestep, before the embedding MLP
+
 
 def timestep_features(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """(N,) timesteps (any real value) -> (N, dim) sinusoidal features, as in the Transformer and DDPM."""
@@ -92,7 +94,7 @@ class UNet(nn.Module):
         if res % patch or (res // patch) % 2 ** (len(channel_mult) - 1):
             raise ValueError(f"{res} px cannot be cut into {patch} px patches and halved {len(channel_mult) - 1} times")
         self.base, self.cond_dim, self.patch = base, cond_dim, patch
-        self.time = nn.Sequential(nn.Linear(base, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
+        self.time = nn.Sequential(nn.Linear(TIME_FEATURES, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.cond = nn.Sequential(nn.Linear(cond_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.null = nn.Parameter(torch.zeros(embed_dim))
         self.stem = nn.Conv2d(3 * patch * patch, base, 3, padding=1)
@@ -121,7 +123,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     def embed(self, t: torch.Tensor, c: torch.Tensor | None, uncond: torch.Tensor | None) -> torch.Tensor:
-        emb = self.time(timestep_features(t, self.base))
+        emb = self.time(timestep_features(t, TIME_FEATURES))
         if c is None:
             return emb + self.null
         e = self.cond(c.to(emb.dtype))

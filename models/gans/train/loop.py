@@ -3,7 +3,7 @@
 
 Counts progress in real images shown (kimg). A GAN iteration runs ``n_critic`` D steps and one G step through the
 model's loss object (``models.gans.losses``); a diffusion model has no D (``D`` is None throughout) and one
-denoising step per iteration (``models.diffusion.step``); the stepper comes from ``models.registry``. Under
+denoising step per iteration (``models.diffusion.step``); both are built by ``models.registry``. Under
 bf16 autocast with channels_last on CUDA and in fp32 on CPU, with a non-finite guard that skips and counts.
 Rank 0 writes checkpoints (atomic, last K kept), sample grids, ``stats.jsonl`` and ``summary.json``.
 ``resume=True`` restores everything from the newest checkpoint, so a killed run continues where it left off
@@ -34,6 +34,7 @@ from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
+from models.diffusion.step import DenoiserStepper
 from models.gans.registry import GanSpec
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import Dist, average_buffers, barrier, broadcast_module, init_distributed
@@ -41,7 +42,7 @@ from models.gans.train.resume import check_resume_matches, check_training_length
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
-from models.registry import build_model, stepper_class
+from models.registry import build_model
 
 if TYPE_CHECKING:
     from models.diffusion.registry import DiffusionSpec
@@ -351,7 +352,8 @@ class LogWindow:
 
 def _stepper(t: Training) -> Stepper:
     cfg = t.cfg
-    return stepper_class(t.spec)(
+    kind = Stepper if t.spec.D is not None else DenoiserStepper  # a diffusion model: denoising steps, no D
+    return kind(
         t.spec,
         t.G,
         t.D,
