@@ -8,7 +8,7 @@ from pathlib import Path
 from core.plot_text import plain, plain_text_rc
 
 CURVES = (
-    ("losses", ("loss/D", "loss/G")),
+    ("losses", ("loss/D", "loss/G", "loss/denoise")),  # loss/denoise: the diffusion model's
     ("discriminator outputs", ("D/real", "D/fake")),
     ("throughput (images/s)", ("images_per_s",)),
 )

@@ -149,6 +149,10 @@ def test_model_ids_eval_names_and_scales():
     for name in ("diffusion_cond@w4", "diffusion_cond@w0", "diffusion_cond+pca@w1", "diffusion_cond", "x@w1"):
         (root / name).mkdir(parents=True)
     assert guided_evals_in(root, "diffusion_cond") == {0.0: "diffusion_cond@w0", 4.0: "diffusion_cond@w4"}
+    from reports.check import is_model_name  # a CI gate may bound one scale: diffusion_cond@w0 must say "no"
+
+    assert is_model_name("diffusion_cond@w0") and is_model_name("diffusion_cond+pca")
+    assert not is_model_name("dcgan_cond@w0") and not is_model_name("diffusion_cond@w")
 
 
 @pytest.mark.parametrize(

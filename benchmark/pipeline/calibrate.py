@@ -41,8 +41,8 @@ import numpy as np
 
 from core import paths
 from core.config.load import deep_merge, validate
-from core.config.names import is_model_id
-from core.config.schema import GAN_NAMES, Config
+from core.config.names import MODEL_NAMES, is_model_id
+from core.config.schema import Config
 from core.errors import UserError
 from core.paths import RunPaths
 
@@ -122,7 +122,7 @@ def _number(doc: dict[str, Any], *path: str) -> float | None:
 
 def _model_order(name: str) -> tuple[int, str]:
     base = name.partition("+")[0]
-    return (GAN_NAMES.index(base) if base in GAN_NAMES else len(GAN_NAMES), name)
+    return (MODEL_NAMES.index(base) if base in MODEL_NAMES else len(MODEL_NAMES), name)
 
 
 def condition_metric(doc: dict[str, Any]) -> str:
