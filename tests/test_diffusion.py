@@ -306,9 +306,9 @@ def test_guidance_on_a_gan_is_refused_in_one_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------ dose-response
 N_GENRES = 4
-WORLD_TRAIN = ["train.batch=16", "train.kimg=8", "train.log_kimg=1", "train.checkpoint_kimg=8",
-               "train.snapshot_kimg=8", "train.seed=0",
-               "train.per_model.diffusion_cond.hparams={lr: 0.002, sample_steps: 8}"]
+# 500 denoising steps (the cpu preset trains 40 kimg): conditioning is weak at w = 1, so guidance has room to act
+WORLD_TRAIN = ["train.per_model.diffusion_cond={kimg: 8, batch: 16, hparams: {lr: 0.002, sample_steps: 8}}",
+               "train.log_kimg=1", "train.checkpoint_kimg=8", "train.snapshot_kimg=8", "train.seed=0"]
 WORLD_EVAL = ["eval.n=200", "eval.n_permutations=500", "eval.n_bootstrap=20", "eval.tsne_real=100",
               "eval.tsne_gen=50", "eval.sensitivity_z=8", "eval.covernet_batch=32", "eval.covernet_epochs=20",
               "eval.covernet_patience=20", "eval.seed=0"]
@@ -341,6 +341,7 @@ def coupled_sweep(tmp_path_factory):
     return root, results
 
 
+@pytest.mark.slow  # about 2 CPU-minutes: world, 8 kimg of training, covernet, three evaluations of 200 covers
 def test_guidance_sweep_is_a_dose_response(coupled_sweep):
     """On the coupled world: the unconditional branch (w = 0) is not judged "yes"; the accuracy effect does not
     fall with w beyond its interval and rises significantly from w = 0 to w = 4."""
