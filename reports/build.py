@@ -23,7 +23,7 @@ import yaml
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 
 from core import __version__
-from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids
+from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids, parse_eval_name
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.paths import RunPaths, configs_dir
@@ -574,7 +574,7 @@ def _render_all(run, out, dataset, config_text, config, bounds, threshold_source
             "eval seeds": d.get("seeds"),
             "versions": d.get("versions"),
         }
-    unthresholded = [m for m in bounds if m not in names]
+    unthresholded = [m for m in bounds if parse_eval_name(m)[0] not in names]  # diffusion_cond@w0: a model's scale
     common = {
         "run": run.name,
         "pages": PAGES,
