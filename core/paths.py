@@ -18,7 +18,7 @@ DATA_ROOT_ENV = "COVERBENCH_DATA_ROOT"
 RUNS_ROOT_ENV = "COVERBENCH_RUNS_ROOT"
 CONFIGS_ENV = "COVERBENCH_CONFIGS"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,99}$")  # '@': eval/<model>@w<guidance scale>
 _overrides: dict[str, Path | None] = {"data": None, "runs": None}
 
 
@@ -49,7 +49,7 @@ def configs_dir() -> Path:
 def check_name(name: str, what: str = "name") -> str:
     """Dataset and run names become folder names: keep them plain (no separators, no '..')."""
     if not _NAME_RE.match(name or ""):
-        raise UserError(f"invalid {what} {name!r}: use letters, digits, '.', '_', '+' or '-' (max 100 characters)")
+        raise UserError(f"invalid {what} {name!r}: use letters, digits, '.', '_', '+', '@' or '-' (max 100 characters)")
     return name
 
 

@@ -23,7 +23,7 @@ import yaml
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, Undefined
 
 from core import __version__
-from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids
+from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids, parse_eval_name
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from core.paths import RunPaths, configs_dir
@@ -41,6 +41,7 @@ from reports.check import (
     external_models,
     load_gate,
 )
+from reports.dose import dose_responses
 from reports.pictures import cover_grid, sample_strip
 from reports.plots import power_curves, read_stats, training_curves
 
@@ -605,7 +606,7 @@ def _render_all(run, out, dataset, config_text, config, gate, threshold_source, 
             "eval seeds": d.get("seeds"),
             "versions": d.get("versions"),
         }
-    unthresholded = [m for m in bounds if m not in names]
+    unthresholded = [m for m in bounds if parse_eval_name(m)[0] not in names]  # diffusion_cond@w0: a model's scale
     common = {
         "run": run.name,
         "pages": PAGES,
@@ -626,6 +627,7 @@ def _render_all(run, out, dataset, config_text, config, gate, threshold_source, 
                 "relationship": rel,
                 "dataset_name": data["dataset"]["name"] if data["dataset"] else None,
                 "power": _power(run, out),
+                "dose": dose_responses(run, names, out),
             },
         ),
         "music.html": ("music.html.j2", {"blocks": _music_rows(rows, encoders, run)}),

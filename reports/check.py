@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from core.config.schema import GAN_NAMES
+from core.config.names import MODEL_NAMES
 from core.errors import UserError
 from core.jsonfiles import read_json, read_json_object, write_json_atomic
 from core.paths import RunPaths
@@ -135,10 +135,15 @@ def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
 
 # ---------------------------------------------------------------------------------------------- thresholds file
 def is_model_name(name: Any) -> bool:
-    """A model id: a GAN name, or ``<conditional GAN>+<condition>`` (``stylegan_cond+pca``), as evaluation folders."""
-    from core.config.names import is_model_id
+    """An evaluation folder's name: a model id (a GAN or diffusion name, or ``<conditional model>+<condition>``,
+    ``stylegan_cond+pca``), or a diffusion model's at one guidance scale (``diffusion_cond@w0``)."""
+    from core.config.names import parse_eval_name
 
-    return isinstance(name, str) and is_model_id(name)
+    try:
+        parse_eval_name(name)
+    except (UserError, TypeError):
+        return False
+    return isinstance(name, str)
 
 
 EXTERNAL_KEY = "external"  # thresholds: models judged from outside the toolkit are listed under this key
@@ -210,7 +215,9 @@ def parse_thresholds(tree: Any, source: str = "thresholds") -> dict[str, list[Bo
     tree, externals = _expand_external(tree, source)
     for model, block in tree.items():
         if not is_model_name(model) and model not in externals:
-            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(GAN_NAMES)}, or GAN_cond+condition)")
+            raise UserError(f"{source}: unknown model {model!r} (known: {', '.join(MODEL_NAMES)}, or a "
+                            "conditional model+condition, or diffusion_cond@w<guidance scale>; outside models go "
+                            f"under {EXTERNAL_KEY}:)")
         if block is None or block == {}:
             raise UserError(f"{source}: {model} is listed with no checks: give at least one, e.g. fid: {{max: 100}}")
         if not isinstance(block, dict):

@@ -8,7 +8,7 @@ from pathlib import Path
 from core.plot_text import plain, plain_text_rc
 
 CURVES = (
-    ("losses", ("loss/D", "loss/G")),
+    ("losses", ("loss/D", "loss/G", "loss/denoise")),  # loss/denoise: the diffusion model's
     ("discriminator outputs", ("D/real", "D/fake")),
     ("throughput (images/s)", ("images_per_s",)),
 )
@@ -110,6 +110,83 @@ def _draw_power(rows: list[dict], condition: str, target: float, alpha: float, o
     ax.set_title(plain(f"verdict power: {condition}"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    return out
+
+
+VERDICT_COLOURS = {"yes": "#2a9d3a", "no": "#c0392b", "inconclusive": "#e08e0b"}
+
+
+def _series(points: list[dict], key: str, field: str = "effect") -> tuple[list, list, list, list]:
+    """(w, value, low, high) of one metric over the points that have it (interval bounds fall back to the value)."""
+    rows = []
+    for p in points:
+        e = p.get(key) or {}
+        v = e.get(field) if isinstance(e, dict) else None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            iv = e.get(f"{field}_interval" if field == "effect" else "interval") or (v, v)
+            lo, hi = (iv if isinstance(iv, list | tuple) and len(iv) == 2 and None not in iv else (v, v))
+            rows.append((p["w"], float(v), float(lo), float(hi)))
+    if not rows:
+        return [], [], [], []
+    return tuple(list(c) for c in zip(*rows, strict=True))  # type: ignore[return-value]
+
+
+def dose_response_plot(points: list[dict], out: Path, title: str = "") -> Path | None:
+    """Adherence (accuracy and retrieval effects with their intervals, CFID) and fidelity (FID, precision, recall)
+    over the guidance scale w, each point coloured by its verdict; and accuracy effect against FID, labelled by w."""
+    if not points:
+        return None
+    with plain_text_rc():
+        return _draw_dose(sorted(points, key=lambda p: p["w"]), Path(out), plain(title) if title else "")
+
+
+def _draw_dose(points: list[dict], out: Path, title: str) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16.0, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(1, 4, i + 1) for i in range(4)]
+    colours = [VERDICT_COLOURS.get(p["verdict"], "grey") for p in points]
+    ax = axes[0]
+    for key, label in (("accuracy", "accuracy effect"), ("retrieval", "retrieval effect")):
+        w, v, lo, hi = _series(points, key)
+        if w:
+            ax.errorbar(w, v, yerr=[[a - b for a, b in zip(v, lo, strict=True)],
+                                    [b - a for a, b in zip(v, hi, strict=True)]], capsize=3, label=label)
+            ax.scatter(w, v, c=[colours[i] for i, p in enumerate(points) if p["w"] in w], zorder=3, s=36)
+    ax.axhline(0, color="grey", linewidth=1, linestyle=":")
+    ax.set(title="adherence over w (colour: verdict)", xlabel="guidance scale w", ylabel="effect over the null")
+    ax = axes[1]
+    for field, label, style in (("value", "CFID", "-"), ("null_mean", "CFID, shuffled pairs", "--")):
+        w, v, _, _ = _series(points, "cfid", field)
+        if w:
+            ax.plot(w, v, marker="o", linestyle=style, label=label)
+    ax.set(title="CFID over w (lower: closer given c)", xlabel="guidance scale w")
+    ax = axes[2]
+    _, acc, _, _ = _series(points, "accuracy")
+    _, fid, _, _ = _series(points, "fid", "value")
+    if acc and len(acc) == len(fid) == len(points):
+        ax.plot(fid, acc, color="grey", linewidth=1)
+        ax.scatter(fid, acc, c=colours, zorder=3, s=36)
+        for p, x, y in zip(points, fid, acc, strict=True):
+            ax.annotate(f"w={p['w']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(title="adherence against fidelity", xlabel="FID (lower: closer to real)", ylabel="accuracy effect")
+    ax = axes[3]
+    for key in ("precision", "recall"):
+        pts = [(p["w"], p[key]) for p in points if isinstance(p.get(key), int | float)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=key)
+    ax.set(title="precision / recall over w", xlabel="guidance scale w", ylim=(-0.03, 1.03))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out)

@@ -6,7 +6,7 @@ import pytest
 
 from core.config import load_config
 from core.config.hparams import ARCHITECTURE_KEYS, HPARAMS_BY_FAMILY, resolve_hparams
-from core.config.names import GAN_NAMES
+from core.config.names import MODEL_NAMES
 from core.errors import UserError
 from models.gans.registry import build_gan
 
@@ -16,11 +16,14 @@ COMMON = ["lr", "g_lr", "d_lr", "betas", "batch", "augment", "ada", "ada_target"
 
 def test_architecture_keys_are_the_settings_that_shape_the_networks():
     assert ARCHITECTURE_KEYS == {"z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "fused", "base",
-                                 "embed_dim", "critic_norm", "mbstd_group"}
+                                 "embed_dim", "critic_norm", "mbstd_group",
+                                 # the diffusion model's U-Net and schedule (tests/test_diffusion.py)
+                                 "patch", "channel_mult", "res_blocks", "attention", "timesteps", "schedule",
+                                 "prediction"}
 
 
-def test_every_gan_has_a_family_model():
-    assert {g.removesuffix("_cond") for g in GAN_NAMES} == set(HPARAMS_BY_FAMILY)
+def test_every_model_has_a_family_model():
+    assert {g.removesuffix("_cond") for g in MODEL_NAMES} == set(HPARAMS_BY_FAMILY)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from benchmark.cli import common
 from core import paths
+from core.config.names import eval_name
 from core.errors import UserError
 
 
@@ -35,11 +36,15 @@ def evaluate(
         str | None, typer.Option("--condition", help="with --samples: the condition (genre, pca, ...) or none")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="with --samples: the model's name in the run")] = None,
+    guidance: Annotated[
+        str | None, typer.Option("--guidance", help="diffusion models: guidance scales, one evaluation each (0,1,2,4)")
+    ] = None,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
     from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.guidance import parse_scales
     from benchmark.pipeline.locks import run_lock
     from benchmark.pipeline.sample_size import check_evaluation_n
 
@@ -47,8 +52,8 @@ def evaluate(
     cfg = common.config(preset, set_, values)
     rp = paths.run(cfg.run)
     if samples is not None:
-        if model != "all" or n is not None:
-            raise UserError("--samples judges every given image: leave out --model and --n")
+        if model != "all" or n is not None or guidance is not None:
+            raise UserError("--samples judges every given image as it is: leave out --model, --n and --guidance")
         with run_lock(rp):
             results = [_evaluate_samples(samples, asked, dataset, condition, name, rp, cfg)]
         print_leaderboard(results)
@@ -61,8 +66,9 @@ def evaluate(
     def announce(m: str, ds) -> None:
         common.console.print(f"[bold]evaluating[/] {m} on {escape(ds.name)} ({cfg.eval.features})")
 
+    scales = parse_scales(guidance) if guidance is not None else None
     with run_lock(rp):
-        results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce)
+        results = evaluate_run(rp, cfg, model, dataset=dataset, announce=announce, guidance=scales)
     print_leaderboard(results)
     common.console.print(f"metrics in {escape(str(rp.root / 'eval'))}")
 
@@ -120,7 +126,8 @@ def print_leaderboard(results: list[dict]) -> None:
         verdict = r["verdict"]["conditioning_works"]
         colour = {"yes": "green", "no": "red"}.get(verdict, "yellow")
         t.add_row(
-            escape(r["model"]) + ("" if r.get("source", "toolkit") == "toolkit" else " [dim](external)[/]"),
+            escape(eval_name(r["model"], r.get("guidance")))
+            + ("" if r.get("source", "toolkit") == "toolkit" else " [dim](external)[/]"),
             _fmt(m["fid"]["value"]),
             _fmt(m["kid"]["value"]),
             _fmt(acc["value"]),

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from benchmark.cli import common
 from core import paths
-from core.config.names import GAN_NAMES, parse_model_id
+from core.config.names import MODEL_NAMES, parse_model_id
 from core.storage import check_writable
 
 ModelArg = Annotated[
-    str, typer.Argument(help=f"one of {', '.join(GAN_NAMES)}, a gan+condition id (stylegan_cond+cnn), or all")
+    str, typer.Argument(help=f"one of {', '.join(MODEL_NAMES)}, a model+condition id (stylegan_cond+cnn), or all")
 ]
 
 
@@ -57,7 +57,7 @@ def train(
     values = {"run": run, "train": {"condition": condition, **per}, "data": {"name": dataset}}
     cfg = common.config(preset, set_, common.drop_none(values))
     if per:  # flags beat every per-model entry: the GANs', the preset's ids' and this model's own
-        ids = {*GAN_NAMES, *cfg.train.models, *([model] if model != "all" else [])}
+        ids = {*MODEL_NAMES, *cfg.train.models, *([model] if model != "all" else [])}
         values["train"]["per_model"] = {m: dict(per) for m in sorted(ids)}
         cfg = common.config(preset, set_, common.drop_none(values))
     run_paths = paths.run(cfg.run)

@@ -44,8 +44,8 @@ import numpy as np
 
 from core import paths
 from core.config.load import deep_merge, validate
-from core.config.names import is_model_id
-from core.config.schema import GAN_NAMES, Config
+from core.config.names import MODEL_NAMES, is_model_id
+from core.config.schema import Config
 from core.errors import UserError
 from core.jsonfiles import read_json_object
 from core.paths import RunPaths
@@ -134,7 +134,7 @@ def _field(doc: dict[str, Any], *path: str) -> Any:
 
 def _model_order(name: str) -> tuple[int, str]:
     base = name.partition("+")[0]
-    return (GAN_NAMES.index(base) if base in GAN_NAMES else len(GAN_NAMES), name)
+    return (MODEL_NAMES.index(base) if base in MODEL_NAMES else len(MODEL_NAMES), name)
 
 
 def condition_metric(doc: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from benchmark.pipeline.asked import Asked, check_count, resolve_asked
+from benchmark.pipeline.guidance import evaluation_plan
 from benchmark.pipeline.inputs import (
     as_dataset,
     as_run,
@@ -48,7 +49,7 @@ from benchmark.pipeline.sources import (
     sample_sheet_writer,
     sensitivity_covers,
 )
-from core.config.names import model_ids_in, ordered_model_ids, parse_model_id
+from core.config.names import eval_name, model_ids_in, ordered_model_ids, parse_model_id
 from core.config.schema import Config, EvalConfig
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
@@ -140,25 +141,27 @@ def _callable_extras(
 
 def evaluate_model(
     ds: PreparedDataset, run: RunPaths, model: str, cfg: EvalConfig, *, device_kind: str = "auto",
-    features: str | None = None, n: int | None = None, seed: int | None = None,
+    features: str | None = None, n: int | None = None, seed: int | None = None, guidance: float | None = None,
 ) -> Evaluation:
     """Evaluate ``run``'s trained ``model`` (a GAN name or gan+condition id): load its checkpoint, then judge it
-    as :func:`evaluate_generator` judges any generator; writes ``eval/<model>/metrics.json`` with plots."""
+    as :func:`evaluate_generator` judges any generator; writes ``eval/<model>/metrics.json`` with plots.
+    ``guidance``: a diffusion model's scale, written to ``eval/<model>@w<scale>/``."""
     cfg = eval_settings(cfg, features, n)
     seed = cfg.seed if seed is None else seed
     dev = pick_device(device_kind)
     timings: dict[str, float] = {}
     with timed(timings, "load"):
-        G, meta = load_generator(run.model(model), dev)
+        G, meta = load_generator(run.model(model), dev, guidance=guidance)
     if meta["res"] not in ds.resolutions:
         res = meta["res"]
         raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
     G.z_dim = meta["z_dim"]
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)
-    provenance = {k: meta.get(k) for k in ("checkpoint", "images_seen")} | {"gan": meta.get("model")}
+    provenance = {k: meta.get(k) for k in ("checkpoint", "images_seen", "guidance")} | {"gan": meta.get("model")}
     info = judged_meta(model, TOOLKIT, run, provenance)
-    return _judge_callable(G, ds, condition, conditions, cfg, seed, dev, run.eval(model), info, (-1.0, 1.0), timings)
+    out = run.eval(eval_name(model, guidance))
+    return _judge_callable(G, ds, condition, conditions, cfg, seed, dev, out, info, (-1.0, 1.0), timings)
 
 
 # ----------------------------------------------------------------------------------------- a set of images
@@ -333,26 +336,28 @@ def trained_on(run: RunPaths, model: str) -> str:
 
 def evaluate_run(
     run: RunPaths, cfg: Config, models: Sequence[str] | str = "all", *, dataset: str | None = None,
-    announce: Callable[[str, PreparedDataset], None] | None = None,
+    announce: Callable[[str, PreparedDataset], None] | None = None, guidance: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate ``models`` of ``run`` (``all``: every trained one), then the relationship probe on the data.
 
     Every output folder and feature cache is checked writable before any computing; ``announce(model, dataset)``
-    is called before each model (the CLI prints a line).
+    is called before each model (the CLI prints a line). ``guidance``: scales at which each diffusion model is
+    evaluated, one folder each (``benchmark.pipeline.guidance``).
     """
     names = models_to_evaluate(run, cfg, models) if isinstance(models, str) else list(models)
-    for m in names:  # fail now, not after all the computing, when results or feature caches cannot be written
+    plan = evaluation_plan(names, guidance, explicit=models != "all")
+    for m, w in plan:  # fail now, not after all the computing, when results or feature caches cannot be written
         data = PreparedDataset.open(dataset or trained_on(run, m))  # issue 23: a name, or the folder it was given
         if dataset is None:  # the data it was trained on, unless replaced since (bench data ... --force)
             check_trained_data(data, run, m)
-        check_writable(run.eval(m), "evaluation folder")
+        check_writable(run.eval(eval_name(m, w)), "evaluation folder")
         check_writable(data.paths.cache_dir, "the dataset's feature cache")
     results, ds = [], None
-    for m in names:
+    for m, w in plan:
         ds = PreparedDataset.open(dataset or trained_on(run, m))
         if announce is not None:
-            announce(m, ds)
-        results.append(evaluate_model(ds, run, m, cfg.eval, device_kind=cfg.device))
+            announce(eval_name(m, w), ds)
+        results.append(evaluate_model(ds, run, m, cfg.eval, device_kind=cfg.device, guidance=w))
     if ds is not None:
         evaluate_relationship(ds, run, cfg.eval, device_kind=cfg.device)
     return results

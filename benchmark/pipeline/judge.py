@@ -363,6 +363,7 @@ def _report(s: EvalState) -> dict[str, Any]:
         "coupling": side.ds.manifest.get("synth", {}).get("coupling"),
         "checkpoint": meta.get("checkpoint"),
         "images_seen": meta.get("images_seen"),
+        "guidance": meta.get("guidance"),
         "inputs": meta.get("inputs"),
         "conditional": side.condition is not None,
         "condition": side.condition,

@@ -1,10 +1,13 @@
-"""One typed hyper-parameter model per GAN family: what a preset's ``hparams`` may hold, with types and defaults.
+"""One typed hyper-parameter model per model family (the GANs, the diffusion model): what a preset's ``hparams``
+may hold, with types and defaults.
 
-``train.per_model.<id>.hparams`` is checked against its family's model when the config loads, and ``build_gan``
-resolves its overrides through the same model, so a typo or a wrong type fails before any work with one line.
+``train.per_model.<id>.hparams`` is checked against its family's model when the config loads, and the builders
+(``build_gan``, ``build_diffusion``) resolve their overrides through the same model, so a typo or a wrong type
+fails before any work with one line.
 Fields marked ``architecture`` shape the networks: a generator is rebuilt from them for evaluation, and resuming
-with another value is refused. ``None`` means "the family's default for this size and resolution" (see
-``models.gans.registry``).
+with another value is refused; fields marked ``sampling`` (how a diffusion model draws) are set again when a
+generator is loaded and may change on resume. ``None`` means "the family's default for this size and resolution"
+(see ``models.gans.registry``, ``models.diffusion.registry``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.config.names import GAN_NAMES
+from core.config.names import MODEL_NAMES
 from core.errors import UserError
 
 # Bounds are part of the type: a value outside them would pass the config and break training steps later (a NaN
@@ -24,9 +27,13 @@ PositiveRate = Annotated[float, Field(gt=0.0)]
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]  # Adam's moment decay: 1 or more never forgets, below 0 flips sign
 Size = Annotated[int, Field(ge=1)]
 
-
 def _arch(default: Any = None, **bounds: Any) -> Any:
     return Field(default, json_schema_extra={"architecture": True}, **bounds)
+
+
+def _sampling(default: Any, **bounds: Any) -> Any:
+    """How a trained generator draws (not what it learned): set again at load, free to change on resume."""
+    return Field(default, json_schema_extra={"sampling": True}, **bounds)
 
 
 class CommonHParams(BaseModel):
@@ -90,19 +97,67 @@ class StyleGANHParams(CommonHParams):
     fir_impl: Literal["conv", "blend", "pool", "fold"] = "conv"  # how the FIR filter runs: see models.gans.ops
 
 
-HPARAMS_BY_FAMILY: dict[str, type[CommonHParams]] = {
+class DiffusionHParams(BaseModel):
+    """The conditional denoiser (``models.diffusion``): U-Net shape, noise schedule, condition dropout for
+    classifier-free guidance, and how it samples. A family of its own: no discriminator, so none of the GANs'
+    D-side settings. ``None``: the default for this size and resolution (``models.diffusion.registry``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float | None = Field(None, gt=0.0, le=1.0)  # None: 1e-3 tiny, 2e-4 full
+    betas: tuple[float, float] = (0.9, 0.99)
+    batch: int = Field(32, ge=1)
+    ema: bool = True
+    ema_half_life_kimg: float = Field(10.0, gt=0.0)
+    ema_rampup: float | None = Field(0.05, gt=0.0, le=1.0)
+    patch: int | None = _arch(None, ge=1, le=8)  # pixels folded into channels first; None: 2 tiny, 1 full
+    base: int | None = _arch(None, ge=4, le=1024)  # channels of the first level; None: 16 tiny, 64 full
+    channel_mult: tuple[int, ...] | None = _arch(None, min_length=1, max_length=6)  # per level; None: by res
+    res_blocks: int | None = _arch(None, ge=1, le=8)  # per level; None: 1 tiny, 2 full
+    attention: bool | None = _arch()  # self-attention at the coarsest level; None: off tiny, on full
+    embed_dim: int | None = _arch(None, ge=4, le=4096)  # time and condition embedding; None: 4 * base
+    timesteps: int = _arch(1000, ge=10, le=100_000)  # T of the training schedule
+    schedule: Literal["cosine", "linear"] = _arch("cosine")
+    prediction: Literal["eps", "v"] = _arch("v")  # what the network predicts: v, or the noise as in DDPM
+    cond_drop: float = Field(0.15, gt=0.0, lt=1.0)  # share of training steps with the null condition
+    sample_steps: int = _sampling(12, ge=1, le=1000)  # DDIM steps at generation
+    guidance: float = _sampling(1.0, ge=0.0, le=100.0)  # w: 0 unconditional, 1 conditional, > 1 amplified
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {v}")
+        return v
+
+    @field_validator("channel_mult")
+    @classmethod
+    def _mult(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and not all(1 <= m <= 16 for m in v):
+            raise ValueError(f"channel multipliers must lie in 1..16, got {list(v)}")
+        return v
+
+
+HPARAMS_BY_FAMILY: dict[str, type[BaseModel]] = {
     "dcgan": DCGANHParams,
     "wgan_gp": WGANGPHParams,
     "stylegan": StyleGANHParams,
+    "diffusion": DiffusionHParams,
 }
-assert {g.removesuffix("_cond") for g in GAN_NAMES} == set(HPARAMS_BY_FAMILY)
+assert {g.removesuffix("_cond") for g in MODEL_NAMES} == set(HPARAMS_BY_FAMILY)
 
-ARCHITECTURE_KEYS = frozenset(
-    name
-    for model in HPARAMS_BY_FAMILY.values()
-    for name, field in model.model_fields.items()
-    if (field.json_schema_extra or {}).get("architecture")
-)
+
+def _marked(mark: str) -> frozenset[str]:
+    return frozenset(
+        name
+        for model in HPARAMS_BY_FAMILY.values()
+        for name, field in model.model_fields.items()
+        if (field.json_schema_extra or {}).get(mark)
+    )
+
+
+ARCHITECTURE_KEYS = _marked("architecture")
+SAMPLING_KEYS = _marked("sampling")  # rebuilt with the architecture when a generator is loaded for evaluation
 
 
 def family_of(gan: str) -> str:
@@ -110,7 +165,7 @@ def family_of(gan: str) -> str:
     return gan.removesuffix("_cond")
 
 
-def resolve_hparams(gan: str, overrides: dict[str, Any]) -> CommonHParams:
+def resolve_hparams(gan: str, overrides: dict[str, Any]) -> BaseModel:
     """``overrides`` checked and completed with the family's defaults, or a UserError naming what is wrong."""
     model = HPARAMS_BY_FAMILY[family_of(gan)]
     unknown = sorted(set(overrides) - set(model.model_fields))

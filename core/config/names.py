@@ -7,6 +7,7 @@ the same GAN can be trained under several conditions side by side in one run.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from core.errors import UserError
 
 GAN_NAMES = ("dcgan", "dcgan_cond", "wgan_gp", "wgan_gp_cond", "stylegan", "stylegan_cond")
+DIFFUSION_NAMES = ("diffusion_cond",)  # a conditional denoiser with classifier-free guidance (models.diffusion)
+MODEL_NAMES = (*GAN_NAMES, *DIFFUSION_NAMES)  # everything `bench train` builds; ids below take any of them
 CONDITION_NAMES = ("genre", "pca", "rnn", "autoencoder", "cnn", "attributes", "musicnn")
 CATEGORICAL_CONDITIONS = ("genre",)  # one-hot classes; every other condition is a continuous vector per track
 AUDIO_ENCODERS = ("pca", "rnn", "autoencoder", "cnn", "musicnn")  # conditions computed from the music itself
@@ -22,11 +25,13 @@ SEPARATOR = "+"
 # name is checked here for syntax only and resolved where it is used (models.conditions.load_conditions)
 CONDITION_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 RESERVED_CONDITION_NAMES = ("all", "none", "needed")  # words of `bench encode --encoder` and `train --encoders`
+GUIDANCE_MARK = "@w"  # eval/<model id>@w<scale>/: one evaluation per classifier-free guidance scale
 
 
 @dataclass(frozen=True)
 class ModelId:
-    """``gan`` is one of GAN_NAMES; ``condition`` is the explicit condition of a ``gan+condition`` id, else None."""
+    """``gan`` is one of MODEL_NAMES (a GAN or a diffusion model); ``condition`` is the explicit condition of a
+    ``gan+condition`` id, else None."""
 
     gan: str
     condition: str | None = None
@@ -49,9 +54,9 @@ class ModelId:
 def parse_model_id(text: str) -> ModelId:
     """``"stylegan_cond+cnn"`` -> ModelId("stylegan_cond", "cnn"); one clear line for anything else."""
     gan, sep, condition = str(text).partition(SEPARATOR)
-    if gan not in GAN_NAMES:
+    if gan not in MODEL_NAMES:
         raise UserError(
-            f"unknown model {text!r}: choose one of {', '.join(GAN_NAMES)}, or <conditional GAN>+<condition> "
+            f"unknown model {text!r}: choose one of {', '.join(MODEL_NAMES)}, or <conditional model>+<condition> "
             f"(e.g. stylegan_cond+cnn)"
         )
     if not sep:
@@ -77,8 +82,8 @@ def check_condition_name(name: str) -> str:
             f"invalid condition name {text!r}: a built-in one ({', '.join(CONDITION_NAMES)}) or a registered "
             "embedding's name (a letter, then letters, digits, '_' or '-', at most 64)"
         )
-    if text in GAN_NAMES or text in RESERVED_CONDITION_NAMES:
-        raise UserError(f"invalid condition name {text!r}: it is a GAN name or a reserved word")
+    if text in MODEL_NAMES or text in RESERVED_CONDITION_NAMES:
+        raise UserError(f"invalid condition name {text!r}: it is a model name or a reserved word")
     return text
 
 
@@ -104,7 +109,7 @@ def ordered_model_ids(found: set[str] | list[str], first: list[str] | tuple[str,
 
     def key(mid: str) -> tuple[int, str]:
         m = parse_model_id(mid)
-        return GAN_NAMES.index(m.gan), m.condition or ""
+        return MODEL_NAMES.index(m.gan), m.condition or ""
 
     return [m for m in first if m in valid] + sorted((m for m in valid if m not in first), key=key)
 
@@ -112,3 +117,44 @@ def ordered_model_ids(found: set[str] | list[str], first: list[str] | tuple[str,
 def model_ids_in(folder: Path) -> set[str]:
     """Model ids that have a sub-folder of ``folder`` (a run's ``models/`` or ``eval/``)."""
     return {p.name for p in folder.iterdir() if p.is_dir() and is_model_id(p.name)} if folder.is_dir() else set()
+
+
+def takes_guidance(model: str) -> bool:
+    """Whether model id ``model`` samples with a classifier-free guidance scale (the diffusion models)."""
+    return parse_model_id(model).gan in DIFFUSION_NAMES
+
+
+def eval_name(model: str, guidance: float | None = None) -> str:
+    """The evaluation folder of ``model`` at a guidance scale: ``diffusion_cond@w2`` (the id alone without one)."""
+    return model if guidance is None else f"{model}{GUIDANCE_MARK}{float(guidance):g}"
+
+
+def parse_eval_name(text: str) -> tuple[str, float | None]:
+    """``"diffusion_cond+pca@w0.5"`` -> ("diffusion_cond+pca", 0.5); a plain model id -> (id, None)."""
+    model, mark, scale = str(text).rpartition(GUIDANCE_MARK)
+    if not mark:
+        return parse_model_id(text).name, None
+    try:
+        w = float(scale)
+    except ValueError:
+        w = math.nan
+    if not math.isfinite(w):
+        raise UserError(f"{text!r}: the guidance scale after {GUIDANCE_MARK!r} is not a finite number")
+    if not takes_guidance(model):
+        raise UserError(f"{text!r}: {parse_model_id(model).gan} takes no guidance scale")
+    return parse_model_id(model).name, w
+
+
+def guided_evals_in(folder: Path, model: str) -> dict[float, str]:
+    """Guidance scale -> evaluation folder name, for every ``<model>@w<scale>`` sub-folder of ``folder``."""
+    out = {}
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.is_dir() and p.name.startswith(f"{model}{GUIDANCE_MARK}"):
+                try:
+                    found, w = parse_eval_name(p.name)
+                except UserError:
+                    continue
+                if found == model and w is not None:
+                    out[w] = p.name
+    return dict(sorted(out.items()))

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from core import storage
-from core.config.hparams import ARCHITECTURE_KEYS
+from core.config.hparams import ARCHITECTURE_KEYS, SAMPLING_KEYS
 from core.config.names import parse_model_id
 from core.errors import UserError
-from models.gans.registry import build_gan
+from models.registry import build_model
 
 PATTERN = re.compile(r"^ckpt-(\d{9})\.pt$")
 
@@ -146,24 +146,34 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
                     st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
 
 
-def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True):
-    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint."""
+def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True,
+                   guidance: float | None = None):
+    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint.
+
+    ``guidance`` sets a diffusion model's classifier-free guidance scale (else the one it was trained with);
+    ``meta["guidance"]`` says which scale the generator draws with (None for a GAN, which takes none).
+    """
     path = latest_checkpoint(directory / "checkpoints")
     if path is None:
         raise UserError(f"no checkpoint in {directory} (train it first with `bench train`)")
     state = load_checkpoint(path)
     meta = json.loads(state["meta"])
     name = parse_model_id(state["model"]).gan
-    spec = build_gan(
+    spec = build_model(
         name,
         res=meta["res"],
         cond_dim=meta["cond_dim"],
         size=meta["size"],
-        **{k: v for k, v in meta["hparams"].items() if k in ARCHITECTURE_KEYS},
+        **{k: v for k, v in meta["hparams"].items() if k in ARCHITECTURE_KEYS | SAMPLING_KEYS},
     )
     G = spec.G
+    if guidance is not None:
+        if not hasattr(G, "guidance"):
+            raise UserError(f"{meta.get('model_id', name)} is a GAN: it takes no guidance scale")
+        G.guidance = guidance
     use_ema = ema and state.get("G_ema")
     G.load_state_dict(state["G_ema"] if use_ema else state["G"])
     G.to(device).eval().requires_grad_(False)
-    meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"])
+    meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"],
+                guidance=getattr(G, "guidance", None))
     return G, meta

@@ -1,10 +1,13 @@
-"""``train_gan``: the one training loop for all six GANs, as named steps over one ``Training`` state.
+"""``train_gan``: the one training loop for all six GANs and the diffusion model, as named steps over one
+``Training`` state.
 
-Counts progress in images shown to D (kimg). Each iteration runs ``n_critic`` D steps and one G step through the
-model's loss object (``models.gans.losses``), under bf16 autocast with channels_last on CUDA and in fp32 on CPU,
-with a non-finite guard that skips and counts. Rank 0 writes checkpoints (atomic, last K kept), sample grids,
-``stats.jsonl`` and ``summary.json``. ``resume=True`` restores everything from the newest checkpoint, so a killed run
-continues where it left off and, on CPU with a fixed seed, reproduces the uninterrupted run's losses exactly.
+Counts progress in real images shown (kimg). A GAN iteration runs ``n_critic`` D steps and one G step through the
+model's loss object (``models.gans.losses``); a diffusion model has no D (``D`` is None throughout) and one
+denoising step per iteration (``models.diffusion.step``); both are built by ``models.registry``. Under
+bf16 autocast with channels_last on CUDA and in fp32 on CPU, with a non-finite guard that skips and counts.
+Rank 0 writes checkpoints (atomic, last K kept), sample grids, ``stats.jsonl`` and ``summary.json``.
+``resume=True`` restores everything from the newest checkpoint, so a killed run continues where it left off
+and, on CPU with a fixed seed, reproduces the uninterrupted run's losses exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,13 +36,18 @@ from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
-from models.gans.registry import GanSpec, build_gan
+from models.diffusion.step import DenoiserStepper
+from models.gans.registry import GanSpec
 from models.gans.train import checkpoint as ck
 from models.gans.train.distributed import Dist, average_buffers, barrier, broadcast_module, init_distributed
 from models.gans.train.resume import check_resume_matches, check_same_data, check_training_length
 from models.gans.train.snapshot import grid_conditions, snapshot_grid
 from models.gans.train.stats import StatsWriter, Window, grad_norm, memory_mb, window_means
 from models.gans.train.step import NonFiniteError, Stepper, new_counters
+from models.registry import build_model
+
+if TYPE_CHECKING:
+    from models.diffusion.registry import DiffusionSpec
 
 SUMMARY = "summary.json"
 __all__ = [
@@ -63,13 +71,13 @@ def model_is_finished(directory: Path) -> bool:
     return p.is_file() and bool(json.loads(p.read_text()).get("finished"))
 
 
-def build_for_training(name: str, cfg: TrainConfig, cond_dim: int) -> tuple[GanSpec, dict[str, Any]]:
+def build_for_training(name: str, cfg: TrainConfig, cond_dim: int) -> tuple[GanSpec | DiffusionSpec, dict[str, Any]]:
     """Model id ``name`` (a GAN, or ``gan+condition``) built with its effective per-model settings."""
     m = cfg.for_model(name)
     hp = dict(m.hparams)
     hp.setdefault("batch", m.batch)
     mid = parse_model_id(name)
-    spec = build_gan(mid.gan, res=m.res, cond_dim=cond_dim if mid.conditional else 0, size=m.size, **hp)
+    spec = build_model(mid.gan, res=m.res, cond_dim=cond_dim if mid.conditional else 0, size=m.size, **hp)
     return spec, {"res": m.res, "kimg": m.kimg, "batch": m.batch, "size": m.size, "hparams": hp}
 
 
@@ -112,7 +120,7 @@ class Training:
     condition: str | None = None
     conditions: np.ndarray | None = None  # (N, d) float32 condition per track, None when unconditional
     cond_dim: int = 0
-    spec: GanSpec | None = None
+    spec: GanSpec | DiffusionSpec | None = None
     eff: dict[str, Any] = field(default_factory=dict)  # effective res, kimg, batch, size, hparams
     local_batch: int = 0
     rows: np.ndarray | None = None  # training rows usable under the condition
@@ -160,10 +168,11 @@ def build(t: Training) -> None:
     torch.manual_seed(t.cfg.seed)  # weight init depends on the seed only, not on what ran before in this process
     t.spec, t.eff = build_for_training(t.name, t.cfg, t.cond_dim)
     _check_fits(t)
-    t.G, t.D = t.spec.G.to(t.device), t.spec.D.to(t.device)
+    t.G, t.D = t.spec.G.to(t.device), (t.spec.D.to(t.device) if t.spec.D is not None else None)
     t.amp = t.cfg.amp and t.device.type == "cuda"
     if t.device.type == "cuda" and t.cfg.channels_last:
-        t.G, t.D = t.G.to(memory_format=torch.channels_last), t.D.to(memory_format=torch.channels_last)
+        t.G = t.G.to(memory_format=torch.channels_last)
+        t.D = t.D.to(memory_format=torch.channels_last) if t.D is not None else None
     t.G_ema = t.spec.make_G_ema().to(t.device) if t.spec.has_ema else None
     t.opt_G, t.opt_D = t.spec.make_optimizers()
 
@@ -254,11 +263,13 @@ def _load_state(t: Training, state: dict[str, Any]) -> Any:
     ident.update(t.eff, cond_dim=t.cond_dim, z_dim=t.spec.z_dim, hparams=t.spec.hparams)
     check_resume_matches(t.out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
     t.G.load_state_dict(state["G"])
-    t.D.load_state_dict(state["D"])
+    if t.D is not None:
+        t.D.load_state_dict(state["D"])
     if t.G_ema is not None and "G_ema" in state:
         t.G_ema.load_state_dict(state["G_ema"])
     ck.load_optimizer_state(t.opt_G, state["opt_G"])
-    ck.load_optimizer_state(t.opt_D, state["opt_D"])
+    if t.opt_D is not None:
+        ck.load_optimizer_state(t.opt_D, state["opt_D"])
     t.spec.loss.load_state_dict(state["loss"])
     t.counters.update({k: state["counters"][k] for k in t.counters if k in state["counters"]})
     rank = t.dist.rank
@@ -376,17 +387,20 @@ class LogWindow:
             "images_per_s": self.n / max(dt, 1e-9),
             "s_per_kimg": dt / max(self.n / 1000, 1e-9),
             "grad_norm/G": grad_norm(t.G),
-            "grad_norm/D": grad_norm(t.D),
+            "grad_norm/D": grad_norm(t.D) if t.D is not None else None,  # dropped below for a diffusion model
             "memory_mb": memory_mb(t.device),
             "nonfinite": t.counters["nonfinite"],
         }
         row.update(window_means(self.values))
+        if t.D is None:
+            del row["grad_norm/D"]
         return row
 
 
 def _stepper(t: Training) -> Stepper:
     cfg = t.cfg
-    return Stepper(
+    kind = Stepper if t.spec.D is not None else DenoiserStepper  # a diffusion model: denoising steps, no D
+    return kind(
         t.spec,
         t.G,
         t.D,
@@ -442,10 +456,10 @@ def checkpoint_state(t: Training) -> dict[str, Any]:
         "format": 1,
         "model": parse_model_id(t.name).gan,
         "G": t.G.state_dict(),
-        "D": t.D.state_dict(),
+        "D": t.D.state_dict() if t.D is not None else {},
         "G_ema": t.G_ema.state_dict() if t.G_ema is not None else {},
         "opt_G": t.opt_G.state_dict(),
-        "opt_D": t.opt_D.state_dict(),
+        "opt_D": t.opt_D.state_dict() if t.opt_D is not None else {},
         "loss": spec.loss.state_dict(),
         "counters": dict(t.counters),
         "rng": rngs,

@@ -66,7 +66,7 @@ class Stepper:
         self._G_fast, self._D_fast = self.G, self.D
         # Forward passes update BatchNorm statistics (and StyleGAN's w_avg) before the loss is known to be finite:
         # keep a copy to restore when a step is skipped, so one NaN batch cannot poison them.
-        self._buffers = [b for m in (self.G, self.D) for b in m.buffers()]
+        self._buffers = [b for m in (self.G, self.D) if m is not None for b in m.buffers()]  # D: None (diffusion)
         self._saved = [b.detach().clone() for b in self._buffers]
         # by optimiser (D or G step): indices of the buffers that step's forward passes change (in-place BatchNorm
         # updates do not bump version counters, so the first step of each kind compares values once)
