@@ -125,13 +125,13 @@ def train_all(
     Every GAN is checked before anything is written (a refusal leaves the run as it was); the run is locked."""
     with run_lock(run):
         names = list(models or cfg.train.models)
+        registered = check_outside_conditions(ds, run, cfg, names)  # outside embeddings: there, never fitted
         for name in names:
             if model_is_finished(run.model(name)):
                 check_trained_data(ds, run, name)  # skipped below: only if made from the data there now
             else:
                 check_trainable(ds, run, name, cfg.train, resume=True, stop_after_kimg=stop_after_kimg,
                                 conditions=False)
-        registered = check_outside_conditions(ds, run, cfg, names)  # outside embeddings: there, never fitted
         write_run_config(run, cfg)
         out = registered + _fit_encoders(ds, run, cfg, encoders)
         out += [_train_or_skip(ds, run, name, cfg, stop_after_kimg) for name in names]
