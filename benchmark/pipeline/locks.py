@@ -30,6 +30,8 @@ def run_lock(run: RunPaths) -> AbstractContextManager[Path | None]:
 
 def report_lock(run: RunPaths) -> AbstractContextManager[Path | None]:
     """Exclusive use of ``run``'s report folder: one ``bench report`` at a time, beside any other writer."""
+    if not run.root.is_dir():  # its lock file lives in the run: taking it must not create a run that is not there
+        return nullcontext()
     return locks.exclusive(run.report, f"the report of run {run.name!r}", hint=WAIT_HINT)
 
 

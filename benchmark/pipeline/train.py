@@ -157,6 +157,7 @@ def _fit_encoders(ds: PreparedDataset, run: RunPaths, cfg: Config, encoders: str
 
 def _train_or_skip(ds: PreparedDataset, run: RunPaths, name: str, cfg: Config, stop_after_kimg: float | None
                    ) -> StageResult:
+    """One GAN of ``train_all``: skipped when finished, else trained (resumed from its newest checkpoint)."""
     directory = run.model(name)
     if model_is_finished(directory):
         return StageResult("gan", name, "skipped", 0.0, directory=directory)
