@@ -188,6 +188,21 @@ def test_prdc_matches_prdc_package():
     assert 0 < ours.precision < 1 and 0 < ours.recall < 1  # not a trivial corner
 
 
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_knn_radii_blocks_match_a_brute_force_sort(chunk):
+    """The blocked, symmetric pass gives every k's radius of a full distance matrix, whatever the block size."""
+    from metrics.distribution.prdc import knn_radii
+
+    x = _features(157, 9, 19)
+    full = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    srt = np.sort(full, axis=1)  # column 0 is the row itself
+    got = knn_radii(torch.as_tensor(x, dtype=torch.float64), [1, 3, 5], chunk)
+    for k in (1, 3, 5):
+        np.testing.assert_allclose(got[k].numpy(), srt[:, k], rtol=1e-9, atol=1e-9)
+    single = knn_radii(torch.as_tensor(x, dtype=torch.float64), 3, chunk)
+    np.testing.assert_allclose(single.numpy(), srt[:, 3], rtol=1e-9, atol=1e-9)
+
+
 def test_prdc_planted_mode_drop():
     rng = np.random.default_rng(17)
     centers = rng.standard_normal((4, 6)) * 10
@@ -275,3 +290,18 @@ def test_feature_cache_recovers_from_damage_and_refuses_nan(tmp_path):
     with pytest.raises(UserError, match="NaN or inf"):
         cached_features({"other": 1}, lambda: bad, tmp_path)
     assert len(list(tmp_path.glob("*.key.json"))) == 1
+
+
+@pytest.mark.parametrize("n_gen,n_real,m,num", [(90, 60, 40, 9), (300, 40, 30, 3), (70, 70, 70, 4)])
+def test_kid_shared_kernel_sums_equal_per_subset_kernels(n_gen, n_real, m, num):
+    """Both ways to the subset sums (kernel entries once, or three kernels per subset) give the same MMDs,
+    also with a subset that repeats rows."""
+    from metrics.distribution.kid import _mmd2_shared, draw_subsets, mmd2_unbiased
+
+    x, y = _features(n_real, 16, 20), _features(n_gen, 16, 21, shift=0.1)
+    pairs = draw_subsets(n_real, n_gen, num, m, seed=4)
+    pairs[0] = (np.concatenate([pairs[0][0][:-2], pairs[0][0][:2]]), pairs[0][1])  # two gen rows twice
+    shared = _mmd2_shared(y, x, pairs, block=32)  # blocks smaller than n exercise the streaming
+    direct = np.array([mmd2_unbiased(y[gi], x[ri]) for gi, ri in pairs])
+    np.testing.assert_allclose(shared, direct, rtol=1e-9, atol=1e-12)
+    assert np.ptp(direct) > 0
