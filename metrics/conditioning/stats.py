@@ -203,6 +203,41 @@ def permuted_accuracy(
     return np.concatenate(out) if out else np.empty(0)
 
 
+def permutation_tables(row_counts: np.ndarray, col_counts: np.ndarray, size: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """(size, ka, kb) tables of a fixed labelling (row margins) against a uniformly shuffled one (column margins).
+
+    Exactly the law of ``contingency(a, b[perm])`` for a uniform random permutation (the multivariate
+    hypergeometric table with these margins), drawn row by row, each row as a chain of hypergeometric draws from
+    the labels still in the urn: O(ka kb) per table instead of an O(n log n) shuffle of n labels. Statistics of
+    the table alone (accuracy, NMI, purity) get their permutation null from it.
+    """
+    rows, cols = np.asarray(row_counts, np.int64), np.asarray(col_counts, np.int64)
+    if rows.sum() != cols.sum():
+        raise ValueError("row and column margins must count the same samples")
+    urn = np.tile(cols, (size, 1))
+    out = np.zeros((size, rows.size, cols.size), np.int64)
+    for i, r in enumerate(rows):
+        need = np.full(size, r, np.int64)
+        rest = urn.sum(axis=1)
+        for j in range(cols.size - 1):
+            rest = rest - urn[:, j]
+            x = rng.hypergeometric(urn[:, j], rest, need)
+            out[:, i, j] = x
+            need = need - x
+        out[:, i, -1] = need
+        urn -= out[:, i]
+    return out
+
+
+def permuted_accuracy_tables(pred: np.ndarray, labels: np.ndarray, k: int, n_permutations: int,
+                             rng: np.random.Generator) -> np.ndarray:
+    """Accuracies of fixed predictions against ``n_permutations`` shuffles of the labels, from
+    :func:`permutation_tables` (the same law as :func:`permuted_accuracy`, without shuffling n labels)."""
+    tables = permutation_tables(np.bincount(pred, minlength=k), np.bincount(labels, minlength=k), n_permutations, rng)
+    return np.trace(tables, axis1=1, axis2=2) / labels.size
+
+
 def expected_accuracy_under_independence(pred: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Mean accuracy over all label permutations: sum_c share_pred(c) * share_label(c)."""
     n = labels.size
