@@ -355,3 +355,28 @@ def test_retrieval_caps_training_pairs():
     ctr, cgen = rng.normal(size=(500, 6)), rng.normal(size=(60, 6))
     res = condition_retrieval(ctr @ a, ctr, cgen @ a, cgen, max_train=100, n_permutations=50)
     assert res.details["n_train"] == 100 and res.details["top1"] > 0.9
+
+
+def test_condition_regressor_equals_scikit_learn_ridgecv():
+    """The closed-form leave-one-out ridge picks scikit-learn's penalty and predicts what its pipeline predicts,
+    for n > d and n < d, in cases where the penalty chosen differs."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from metrics.conditioning.retrieval import RIDGE_ALPHAS
+    from metrics.conditioning.ridge import ConditionRegressor
+
+    chosen = set()
+    for n, d, noise in [(300, 40, 0.5), (300, 40, 8.0), (60, 150, 2.0)]:
+        rng = np.random.default_rng(int(noise * 10) + n)
+        x = rng.standard_normal((n, d)) * rng.uniform(0.1, 3, d) + 2
+        x[:, 3] = 1.0  # a constant column, as StandardScaler leaves it
+        y = x @ (rng.standard_normal((d, 5)) * 0.3) + rng.standard_normal((n, 5)) * noise
+        queries = rng.standard_normal((40, d)) + 2
+        ref = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(x, y)
+        ours = ConditionRegressor(RIDGE_ALPHAS).fit(x, y)
+        assert ours.alpha_ == ref[-1].alpha_
+        np.testing.assert_allclose(ours.predict(queries), ref.predict(queries), rtol=1e-9, atol=1e-9)
+        chosen.add(ours.alpha_)
+    assert len(chosen) >= 2

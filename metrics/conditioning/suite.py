@@ -19,7 +19,7 @@ from .classifier import ConditionClassifier
 from .joint_basis import DEFAULT_COMPONENTS
 from .joint_tests import joint_conditioning_tests
 from .purity import cluster_purity
-from .retrieval import condition_retrieval
+from .retrieval import FittedRegressor, condition_retrieval, fit_condition_regressor
 from .sensitivity import condition_sensitivity
 from .stats import SequentialRule, TestResult
 from .verdict import ALPHA, PRIMARY_CONTINUOUS
@@ -95,17 +95,22 @@ def class_tests(
     return {"accuracy": acc, "cas": cas_result, "purity": pur}
 
 
-def retrieval_ceiling(d: ConditioningData, s: SuiteSettings) -> TestResult:
+def retrieval_ceiling(d: ConditioningData, s: SuiteSettings, *, regressor: FittedRegressor | None = None
+                      ) -> TestResult:
     """The retrieval measure on the real test covers: what reproducing real covers of the tracks would score."""
-    return condition_retrieval(d.train_x, d.train_c, d.test_x, d.test_c, n_permutations=s.n_permutations, seed=s.seed)
+    return condition_retrieval(d.train_x, d.train_c, d.test_x, d.test_c, n_permutations=s.n_permutations, seed=s.seed,
+                               regressor=regressor)
 
 
 def retrieval_test(d: ConditioningData, s: SuiteSettings, *, ceiling: TestResult | None = None) -> TestResult:
     """Retrieval of each generated cover's own condition, with the same measure on real test covers as ceiling
-    (``ceiling``: :func:`retrieval_ceiling` computed once, for callers judging many generated sets)."""
-    r = condition_retrieval(d.train_x, d.train_c, d.gen_x, d.gen_c, n_permutations=s.n_permutations, seed=s.seed)
+    (``ceiling``: :func:`retrieval_ceiling` computed once, for callers judging many generated sets). The ridge
+    map is fit once for both (the same training pairs give the same map)."""
+    reg = fit_condition_regressor(d.train_x, d.train_c, seed=s.seed)
+    r = condition_retrieval(d.train_x, d.train_c, d.gen_x, d.gen_c, n_permutations=s.n_permutations, seed=s.seed,
+                            regressor=reg)
     if ceiling is None:
-        ceiling = retrieval_ceiling(d, s)
+        ceiling = retrieval_ceiling(d, s, regressor=reg)
     r.details["ceiling"] = ceiling.value
     r.details["ceiling_interval"] = ceiling.interval
     r.details["ceiling_p_value"] = ceiling.p_value
