@@ -126,6 +126,23 @@ def test_fid_bootstrap_interval():
     assert 0.5 < (hi - lo) / (2 * 1.96 * spread) < 2.0
 
 
+def test_fid_bootstrap_in_a_reduced_basis_exact_when_full_and_tracks_the_spread_when_not():
+    """Wider features than ``boot_components``: replicates in the pooled leading components. Rank-10 features in 48
+    dims lose nothing to 12 components (same interval as the full path); full-rank ones keep the spread."""
+    mix = np.random.default_rng(30).standard_normal((10, 48))
+    x, y = _features(500, 10, 31) @ mix, _features(400, 10, 32, shift=0.2) @ mix
+    full, red = fid(x, y, n_boot=30, seed=4, boot_components=None), fid(x, y, n_boot=30, seed=4, boot_components=12)
+    assert red.value == full.value and red.boot_basis["exact"] and red.boot_basis["components"] == 12
+    assert red.interval == pytest.approx(full.interval, rel=1e-7) and full.boot_basis is None
+    x, y = _features(800, 48, 33), _features(800, 48, 34, shift=0.2)
+    r = fid(x, y, n_boot=60, seed=5, boot_components=12)
+    assert not r.boot_basis["exact"] and 0.3 < r.boot_basis["variance_share"] < 1.0
+    lo, hi = r.interval
+    assert lo < r.value < hi
+    spread = np.std([fid(x, _features(800, 48, 200 + i, shift=0.2)).value for i in range(30)])
+    assert 0.5 < (hi - lo) / (2 * 1.96 * spread) < 2.0
+
+
 def test_fid_refuses_nan_and_too_few_samples():
     x = _features(100, 8, 9)
     bad = x.copy()

@@ -30,7 +30,8 @@ conditions are rank dc - 1 after centring; exact, no ridge bias). S_r|x may be s
 the trace square root then uses its eigh square root instead of Cholesky (``fid.covariance_factor``).
 
 Significance: ``joint_tests.joint_conditioning_tests`` (permutation null of the pairing, bootstrap intervals);
-the reference implementation of that null is ``joint_exact``, the fast one ``joint_null`` in a ``joint_basis``.
+the reference implementation of that null is ``joint_exact``, the fast one ``joint_null`` in a reduced basis
+(``metrics.distribution.basis``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """FJD and CFID of the generated set under many re-pairings (permutation null) or resamples (bootstrap), batched.
 
-Everything happens in a reduced basis (``joint_basis``: exact when it spans the features) with torch, on a GPU when
-one is present. A permutation pi of the conditions changes only the generated cross-covariance C = Y^T X[pi] / (n-1)
-(Y, X centred generated features and conditions): means, S_yy and S_xx of both sets stay. So for a batch of
-permutations the costly work is one matrix product, Y^T [X[pi_1], ..., X[pi_B]] (k x n x B dc), and then, per
-permutation, two small symmetric eigensolves (k + dc and k dims, values only):
+Everything happens in a reduced basis (``metrics.distribution.basis``: exact when it spans the features) with
+torch, on a GPU when one is present. A permutation pi of the conditions changes only the generated
+cross-covariance C = Y^T X[pi] / (n-1) (Y, X centred generated features and conditions): means, S_yy and S_xx of
+both sets stay. So for a batch of permutations the costly work is one matrix product,
+Y^T [X[pi_1], ..., X[pi_B]] (k x n x B dc), and then, per permutation, two small symmetric eigensolves
+(k + dc and k dims, values only):
   FJD:  tr sqrt(F^T S_g F) with S_g = [[S_yy, a C], [a C^T, a^2 S_xx]] and F the real joint factor (S_r = F F^T):
         F^T S_g F = M_0 + a (G F_x + F_x^T G^T), G = F_y^T C, M_0 fixed;
   CFID: A_g = C S_xx^+, S_g|x = S_yy - U U^T with U = C (S_xx^+)^1/2, and tr sqrt(F_c^T S_g|x F_c) for the real
@@ -24,9 +25,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from metrics.distribution.basis import ReducedBasis
 from metrics.distribution.fid import covariance_factor, sqrtm_psd
-
-from .joint_basis import ReducedBasis
 
 _BATCH_ELEMS = 4_000_000  # gathered condition entries per permutation batch (n x B x dc), ~32 MB in float64
 

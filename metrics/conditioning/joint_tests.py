@@ -3,11 +3,11 @@
 Null hypothesis made exact by permuting which condition belongs to which generated cover (real set fixed): lower
 distance is better, so effect = null mean - value and p counts null draws at or below the observed statistic.
 The reported ``value`` is always the exact distance in the full feature space (``frechet``). The null and the
-bootstrap are computed in a reduced basis of the image features (``joint_basis``: exact when it spans them, else
-the top principal components of the pooled features, reported in ``details["null_basis"]``), batched with torch
-(``joint_null``), and the permutations may stop early by a Besag-Clifford rule (``stats.SequentialRule``).
-``exact=True`` takes the reference path instead: every permuted distance in the full space, a fixed number of
-permutations, bootstrap replicates by full refits (``joint_exact``).
+bootstrap are computed in a reduced basis of the image features (``metrics.distribution.basis``: exact when it
+spans them, else the top principal components of the pooled features, reported in ``details["null_basis"]``),
+batched with torch (``joint_null``), and the permutations may stop early by a Besag-Clifford rule
+(``stats.SequentialRule``). ``exact=True`` takes the reference path instead: every permuted distance in the
+full space, a fixed number of permutations, bootstrap replicates by full refits (``joint_exact``).
 
 Cost (speed/bench_conditioning.py, BENCHMARKS.md): the values' own moments and eigensolves, O(n (d + dc)^2 +
 (d + dc)^3) once; then per permutation O(n k dc) for the cross-covariance and two eigensolves of k + dc and k
@@ -21,6 +21,7 @@ import torch
 
 from core.devices import resolve_device
 from core.errors import UserError
+from metrics.distribution.basis import DEFAULT_COMPONENTS, ReducedBasis, pooled_basis
 
 from .frechet import (
     MARGIN_SHARE,
@@ -34,7 +35,6 @@ from .frechet import (
     _shifted_interval,
     condition_scale,
 )
-from .joint_basis import DEFAULT_COMPONENTS, ReducedBasis, pooled_basis
 from .joint_exact import exact_null
 from .joint_null import JointStatistics, single_thread
 from .stats import (

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metrics.distribution.basis import DEFAULT_COMPONENTS
+
 from .accuracy import conditional_accuracy
 from .cas import classification_accuracy_score
 from .classifier import ConditionClassifier
-from .joint_basis import DEFAULT_COMPONENTS
 from .joint_tests import joint_conditioning_tests
 from .purity import cluster_purity
 from .retrieval import FittedRegressor, condition_retrieval, fit_condition_regressor

@@ -18,6 +18,9 @@ import numpy as np
 import scipy.linalg
 
 from core.errors import UserError
+from metrics.distribution.basis import ReducedBasis, basis_from_moments
+
+BOOT_COMPONENTS = 256  # bootstrap replicates of wider features run in this many principal components
 
 
 @dataclass
@@ -52,6 +55,7 @@ class FIDResult:
     n_boot: int = 0
     seed: int | None = None
     boot_se: float | None = None
+    boot_basis: dict | None = None  # the replicates' reduced basis (components, dim, variance share), if any
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -159,13 +163,20 @@ def fid_from_stats(ref: GaussianStats, gen: GaussianStats) -> float:
     return frechet_distance(ref.mu, ref.sigma, gen.mu, gen.sigma, sqrt_sigma1=ref.sqrt())
 
 
-def bootstrap_replicates(ref: GaussianStats, gen_x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_replicates(
+    ref: GaussianStats, gen_x: np.ndarray, n_boot: int, seed: int, *, max_components: int | None = None,
+    gen_stats: GaussianStats | None = None,
+) -> np.ndarray:
     """FID of ``n_boot`` resamples (with replacement) of the generated rows; the reference is held fixed.
 
     Each replicate needs only the generated covariance seen through A = sqrt(S_ref): with y_i = A (x_i - m),
     A S_b A = (sum w_i y_i y_i^T - n A d d^T A) / (n - 1), where w are the resampling counts and d the shift of
     the resampled mean; so one product over the resampled rows and one values-only eigensolve per replicate.
+    ``max_components``: with more dims than that, the replicates are the FID of the projections onto the pooled
+    sets' leading principal components (``reduced_for_bootstrap``; exact when they hold all the variance).
     """
+    if max_components is not None and ref.dim > max_components:
+        ref, gen_x, _ = reduced_for_bootstrap(ref, gen_x, max_components, gen_stats)
     a = ref.sqrt()
     n = gen_x.shape[0]
     m = gen_x.mean(axis=0)
@@ -192,6 +203,21 @@ def bootstrap_replicates(ref: GaussianStats, gen_x: np.ndarray, n_boot: int, see
     return vals
 
 
+def reduced_for_bootstrap(
+    ref: GaussianStats, gen_x: np.ndarray, max_components: int, gen_stats: GaussianStats | None = None,
+) -> tuple[GaussianStats, np.ndarray, ReducedBasis]:
+    """The reference statistics and the generated rows projected onto the leading ``max_components`` principal
+    components of both sets pooled (``metrics.distribution.basis``), and that basis."""
+    gen_stats = feature_stats(gen_x, allow_singular=True) if gen_stats is None else gen_stats
+    g = gen_stats
+    basis = basis_from_moments(ref.mu, (ref.n - 1) * ref.sigma, ref.n, g.mu, (g.n - 1) * g.sigma, g.n, max_components)
+    if basis.p is None:
+        return ref, gen_x, basis
+    p = basis.p
+    sigma = p.T @ ref.sigma @ p
+    return GaussianStats(mu=ref.mu @ p, sigma=(sigma + sigma.T) / 2, n=ref.n), gen_x @ p, basis
+
+
 def fid(
     real: np.ndarray | GaussianStats,
     gen: np.ndarray,
@@ -200,11 +226,15 @@ def fid(
     seed: int = 0,
     confidence: float = 0.95,
     allow_singular: bool = False,
+    boot_components: int | None = BOOT_COMPONENTS,
 ) -> FIDResult:
     """FID between real features (or their cached ``GaussianStats``) and generated features.
 
     ``n_boot`` > 0 adds a bootstrap percentile interval over the generated set; the reference statistics (and
-    their square root) are reused, so each replicate costs about one FID.
+    their square root) are reused, so each replicate costs about one FID. Features wider than
+    ``boot_components`` (None: never) are resampled in the pooled sets' leading principal components
+    (``reduced_for_bootstrap``): the interval is then the value plus the projected FID's bootstrap spread, and
+    ``boot_basis`` says how many components held which share of the variance.
     """
     if isinstance(real, GaussianStats):
         check_covariance_size(real.n, real.dim, "real features", allow_singular)
@@ -216,9 +246,13 @@ def fid(
         raise UserError(f"FID: real features are {ref.dim}-d but generated features are {g.shape[1]}-d")
     gen_stats = feature_stats(g, "generated features", allow_singular)
     value = fid_from_stats(ref, gen_stats)
-    interval, se = None, None
+    interval, se, boot_basis = None, None, None
     if n_boot > 0:
-        vals = bootstrap_replicates(ref, g.astype(np.float64, copy=False), n_boot, seed)
+        ref_b, gen_b = ref, g.astype(np.float64, copy=False)
+        if boot_components is not None and ref.dim > boot_components:
+            ref_b, gen_b, basis = reduced_for_bootstrap(ref, gen_b, boot_components, gen_stats)
+            boot_basis = basis.to_dict()
+        vals = bootstrap_replicates(ref_b, gen_b, n_boot, seed)
         # Resampling with replacement repeats rows, which inflates every replicate (FID is biased upward by
         # ~1/n); the raw percentiles can then miss the value itself. Shift them by the bootstrap's own bias so
         # the interval shows the sampling spread of FID at this n around the reported value.
@@ -236,4 +270,5 @@ def fid(
         n_boot=n_boot,
         seed=seed if n_boot > 0 else None,
         boot_se=se,
+        boot_basis=boot_basis,
     )
