@@ -1,17 +1,21 @@
-"""How many threads the metrics' small-step fits (k-means, logistic regression, batched eigensolves) may use.
+"""How many threads the metrics' fits and factorisations (k-means, logistic regression, eigensolves) may use.
 
 On a machine with two cores or fewer, one: the second core buys at most 2x, while a busy neighbour turns the
-OpenMP barriers of every k-means iteration into long waits (measured on the shared 2-core box, load ~11: sklearn
-KMeans on 10,000 x 2,048 features took 72 s with two threads, 53 s with OMP_WAIT_POLICY=PASSIVE, 12 s with one).
-Larger machines keep the libraries' defaults. The choice depends only on the machine, so the same machine gives
-the same numbers run after run.
+barriers of every k-means iteration and LAPACK panel into long waits. Measured on the shared 2-core box: sklearn
+KMeans on 10,000 x 2,048 features took 72 s with two threads (53 s with OMP_WAIT_POLICY=PASSIVE) and 12 s with
+one at load ~11; at load ~8 a 2,048-d eigh took 28.4 s with two threads and 14.8 s with one, eigvalsh 44.3 s and
+6.5 s, Cholesky 7.8 s and 0.8 s, while a 10,000 x 2,048 Gram product lost only 25 % (3.3 s vs 4.2 s). Larger
+machines keep the libraries' defaults. The choice depends only on the machine, so the same machine gives the same
+numbers run after run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 SMALL_MACHINE_CORES = 2
 
@@ -32,3 +36,18 @@ def fit_thread_limit() -> Iterator[None]:
 
     with threadpool_limits(n):
         yield
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def limited_threads(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` under :func:`fit_thread_limit` (a metric's entry point; nesting is harmless)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with fit_thread_limit():
+            return fn(*args, **kwargs)
+
+    return wrapper

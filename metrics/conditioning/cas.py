@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from metrics.threads import limited_threads
+
 from .stats import (
     TestResult,
     bootstrap_tables,
@@ -38,6 +40,7 @@ def _onehot_stack(labels: np.ndarray, k: int) -> np.ndarray:
     return out.reshape(n, b * k)
 
 
+@limited_threads
 def classification_accuracy_score(
     gen_features: np.ndarray, gen_labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
     *, n_classes: int | None = None, ceiling: float | None = None, n_permutations: int = 200,

@@ -54,6 +54,7 @@ from metrics.distribution.fid import (
     sqrtm_psd,
     trace_sqrt_product,
 )
+from metrics.threads import limited_threads
 
 from .stats import check_features
 
@@ -207,6 +208,7 @@ def cfid_from_stats(real: GaussianStats, gen: GaussianStats, dim: int, *, rcond:
 # ---------------------------------------------------------------- the two distances
 
 
+@limited_threads
 def frechet_joint_distance(
     real_x: np.ndarray,
     real_c: np.ndarray,
@@ -249,6 +251,7 @@ def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStat
     )
 
 
+@limited_threads
 def conditional_frechet_distance(
     real_x: np.ndarray,
     real_c: np.ndarray,

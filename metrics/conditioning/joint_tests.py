@@ -22,6 +22,7 @@ import torch
 from core.devices import resolve_device
 from core.errors import UserError
 from metrics.distribution.basis import DEFAULT_COMPONENTS, ReducedBasis, pooled_basis
+from metrics.threads import limited_threads
 
 from .frechet import (
     MARGIN_SHARE,
@@ -49,6 +50,7 @@ from .stats import (
 NAMES = {"fjd": "frechet_joint_distance", "cfid": "conditional_frechet_distance"}
 
 
+@limited_threads
 def joint_conditioning_tests(
     real_x: np.ndarray,
     real_c: np.ndarray,

@@ -19,8 +19,9 @@ import scipy.linalg
 
 from core.errors import UserError
 from metrics.distribution.basis import ReducedBasis, basis_from_moments
+from metrics.threads import limited_threads
 
-BOOT_COMPONENTS = 256  # bootstrap replicates of wider features run in this many principal components
+BOOT_COMPONENTS = 128  # bootstrap replicates of wider features run in this many principal components (BENCHMARKS.md)
 
 
 @dataclass
@@ -218,6 +219,7 @@ def reduced_for_bootstrap(
     return GaussianStats(mu=ref.mu @ p, sigma=(sigma + sigma.T) / 2, n=ref.n), gen_x @ p, basis
 
 
+@limited_threads
 def fid(
     real: np.ndarray | GaussianStats,
     gen: np.ndarray,

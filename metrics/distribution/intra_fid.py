@@ -15,6 +15,7 @@ import numpy as np
 
 from core.errors import UserError
 from metrics.distribution.fid import check_features, feature_stats, frechet_distance
+from metrics.threads import limited_threads
 
 
 @dataclass
@@ -40,6 +41,7 @@ class IntraFIDResult:
         return asdict(self)
 
 
+@limited_threads
 def intra_fid(
     real: np.ndarray,
     real_labels: Sequence | np.ndarray,
