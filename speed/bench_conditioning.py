@@ -21,6 +21,7 @@ settings, from the preset's ``eval`` section):
     python -m speed.bench_conditioning --quick                      # d = 256, n = 1000 and 2000, minutes
     python -m speed.bench_conditioning --dims 256,2048 --ns 2000,10000,50000 --json out.json
     python -m speed.bench_conditioning --metrics evaluation --dims 2048 --ns 10000 --versions after
+    python -m speed.bench_conditioning --boot-check 2048,5000,2000,40   # FID bootstrap: full vs reduced spread
 
 Growth exponents are least-squares slopes of log time on log n over the n measured, per metric, d and version.
 A cell that runs past ``--timeout`` is reported as "> timeout" (a lower bound; no exponent from it).
@@ -238,6 +239,32 @@ def worker(metric: str, d: int, n: int, n_train: int, n_test: int, st: Settings)
     return out
 
 
+def bootstrap_basis_check(d: int, n: int, n_real: int, reps: int, ks: tuple[int, ...] = (64, 128, 256)) -> dict:
+    """FID bootstrap spread in the full space against the reduced bases (same resamples): does k components keep
+    the interval's width? Features with the world's power-law spectrum, a slightly wider generated set."""
+    from metrics.distribution.fid import bootstrap_replicates, feature_stats, reduced_for_bootstrap
+
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    spectrum = np.arange(1, d + 1) ** -0.8
+    basis = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    real = (rng.standard_normal((n_real, d)) * spectrum) @ basis.T + 0.05
+    gen = (rng.standard_normal((n, d)) * spectrum * 1.1) @ basis.T + 0.06
+    ref = feature_stats(real, allow_singular=True)
+    ref.sqrt()
+    t = time.perf_counter()
+    full = bootstrap_replicates(ref, gen, reps, 0)
+    out: dict = {"full": {"se": float(full.std(ddof=1)), "seconds": time.perf_counter() - t}}
+    for k in ks:
+        t = time.perf_counter()
+        ref_k, gen_k, b = reduced_for_bootstrap(ref, gen, k)
+        red = bootstrap_replicates(ref_k, gen_k, reps, 0)
+        out[k] = {"se": float(red.std(ddof=1)), "se_ratio": float(red.std(ddof=1) / full.std(ddof=1)),
+                  "corr": float(np.corrcoef(red, full)[0, 1]), "variance_share": b.variance_share,
+                  "seconds": time.perf_counter() - t}
+    return out
+
+
 # ---------------------------------------------------------------- the parent: cells, table, exponents
 
 
@@ -337,6 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--real-test", type=int, default=800)
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per cell")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--boot-check", default=None, metavar="D,N,N_REAL,REPS",
+                    help="only compare the FID bootstrap spread, full space against reduced bases")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--settings", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -348,6 +377,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     dims, ns = [int(v) for v in a.dims.split(",")], [int(v) for v in a.ns.split(",")]
+    if a.boot_check:
+        d, n, n_real, reps = (int(v) for v in a.boot_check.split(","))
+        print(json.dumps(bootstrap_basis_check(d, n, n_real, reps), indent=1))
+        return
     if a.worker:
         st = Settings(**json.loads(a.settings))
         print(json.dumps(worker(a.worker, dims[0], ns[0], a.real_train, a.real_test, st)))
