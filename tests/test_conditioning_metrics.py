@@ -253,6 +253,28 @@ def test_sensitivity_p_value_matches_full_enumeration():
     assert res.p_value == pytest.approx(exact, abs=0.02)
 
 
+def test_sensitivity_bootstrap_from_the_gram_matrix_equals_resampling_rows():
+    """Each replicate's sensitivity from the cells' Gram matrix equals the share recomputed on the resampled grid
+    (a common offset and a condition effect included, ties from repeated rows too)."""
+    from metrics.conditioning.sensitivity import _bootstrap_sensitivity
+
+    rng = np.random.default_rng(21)
+    g = rng.standard_normal((12, 5, 7)) + 3 + rng.standard_normal((1, 5, 7))
+
+    def share(x):
+        h = x - x.mean(axis=(0, 1))
+        within_rows = (h**2).sum() - 5 * (h.mean(axis=1) ** 2).sum()
+        within_cols = (h**2).sum() - 12 * (h.mean(axis=0) ** 2).sum()
+        return within_rows / (within_rows + within_cols)
+
+    h = (g - g.mean(axis=(0, 1))).reshape(60, -1)
+    draws = [rng.integers(0, 12, 12) for _ in range(40)]
+    counts = np.stack([np.bincount(d, minlength=12) for d in draws]).astype(np.float64)
+    fast = _bootstrap_sensitivity((h @ h.T).reshape(12, 5, 12, 5), counts)
+    np.testing.assert_allclose(fast, [share(g[d]) for d in draws], rtol=1e-10, atol=1e-12)
+    assert np.ptp(fast) > 0.01
+
+
 def test_cas_oracle_high_and_ignoring_not_significant():
     w = World(6)
     xte, yte = w.real(300)
