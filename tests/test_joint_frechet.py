@@ -313,9 +313,13 @@ def test_fast_path_equals_the_exact_one_where_the_basis_is_full(d, dc, n_real, n
     for key in ("fjd", "cfid"):
         e, f = exact[key], fast[key]
         assert f.details["null_basis"]["exact"] and f.details["null_basis"]["variance_share"] == 1.0
-        assert f.value == e.value  # the reported value: the same full-space computation
+        # the reported value: the same full-space distance (with a singular real set the fast path's CFID takes
+        # the thin factor of the regression residuals, exact; the exact path the eigh square root, whose ~40 zero
+        # eigenvalues each carry sqrt(eps) of round-off: 1.1e-8 apart here)
+        assert f.value == pytest.approx(e.value, rel=min(tol, 1e-7))
         for part in ("mean_term", "regression_term", "covariance_term"):
-            assert f.details.get(part) == e.details.get(part)
+            if key == "cfid":
+                assert f.details[part] == pytest.approx(e.details[part], rel=min(tol, 1e-7), abs=1e-9)
         assert f.details["observed_on_null_path"] == pytest.approx(f.value, rel=min(tol, 1e-7))
         assert f.details["observed_on_null_path"] == pytest.approx(e.details["observed_on_null_path"], rel=tol)
         assert f.null_mean == pytest.approx(e.null_mean, rel=tol)

@@ -98,6 +98,14 @@ def test_cholesky_and_square_root_factors_agree_also_for_singular_covariances():
     f = covariance_factor(s2.sigma)
     np.testing.assert_allclose(f @ f.T, s2.sigma, atol=1e-12)
     assert np.allclose(f, np.tril(f))  # Cholesky for a full-rank covariance
+    # given its rows, a reference with fewer rows than dims gets the thin factor: d x n, the same distance
+    rows = _features(12, 24, 4)
+    s1 = feature_stats(rows, allow_singular=True)
+    thin = covariance_factor(s1.sigma, rows - s1.mu)
+    assert thin.shape == (24, 12)
+    np.testing.assert_allclose(thin @ thin.T, s1.sigma, atol=1e-12)
+    via_thin = frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma, sqrt_sigma1=thin)
+    assert via_thin == pytest.approx(frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma), rel=1e-8)
 
 
 def test_fid_zero_for_identical_sets_and_grows_with_shift():

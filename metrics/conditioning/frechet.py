@@ -50,7 +50,7 @@ from metrics.distribution.fid import (
     bootstrap_replicates,
     check_covariance_size,
     covariance_factor,
-    fid_from_stats,
+    frechet_distance,
     sqrtm_psd,
     trace_sqrt_product,
 )
@@ -231,18 +231,23 @@ def frechet_joint_distance(
     return _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence)
 
 
-def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStats | None = None):
+def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStats | None = None,
+         gen_stats: GaussianStats | None = None):
+    """FJD; ``ref`` the real moments of [y, a x] and ``gen_stats`` the generated moments of [y, x] (unscaled)
+    when the caller has them. The real factor is thin when the real set has fewer rows than dimensions."""
     d = ry.shape[1]
     alpha = condition_scale(ry, rc) if cond_scale is None else float(cond_scale)
     if not (math.isfinite(alpha) and alpha > 0):
         raise UserError(f"FJD: cond_scale must be a positive number, got {cond_scale}")
+    real_rows = np.hstack([ry, alpha * rc])
     if ref is None:
-        ref = _moments(np.hstack([ry, alpha * rc]))
-    gen_rows = np.hstack([gy, alpha * gc])
-    value = fid_from_stats(ref, _moments(gen_rows))
+        ref = _moments(real_rows)
+    gen = _moments(np.hstack([gy, alpha * gc])) if gen_stats is None else _scaled(gen_stats, d, alpha)
+    factor = ref.sqrt_sigma if ref.sqrt_sigma is not None else covariance_factor(ref.sigma, real_rows - ref.mu)
+    value = frechet_distance(ref.mu, ref.sigma, gen.mu, gen.sigma, sqrt_sigma1=factor)
     interval, se = None, None
     if n_boot > 0:
-        vals = bootstrap_replicates(ref, gen_rows, n_boot, seed)
+        vals = bootstrap_replicates(ref, np.hstack([gy, alpha * gc]), n_boot, seed)
         interval, se = _shifted_interval(vals, value, confidence)
     return JointFrechetResult(
         name="fjd", value=value, n_real=ry.shape[0], n_gen=gy.shape[0], dim=d, cond_dim=rc.shape[1],
@@ -278,8 +283,8 @@ def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | 
     d = ry.shape[1]
     if real is None:
         real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    if factor is None:
-        factor = covariance_factor(real.s_cond)
+    if factor is None:  # thin when the real set has fewer rows than dims: the regression residuals
+        factor = covariance_factor(real.s_cond, (ry - real.mu_y) - (rc - real.mu_x) @ real.a.T)
     sqrt_sxx = sqrtm_psd(real.s_xx)
     gen_rows = np.hstack([gy, gc])
     gen = _conditional(_moments(gen_rows) if gen_stats is None else gen_stats, d, rcond)

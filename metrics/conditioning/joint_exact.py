@@ -155,7 +155,7 @@ def exact_null(ry, rc, gy, gc, alpha: float, rcond: float, n_permutations: int, 
     real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
     factor = covariance_factor(real.s_cond)
     gen_stats = _moments(np.hstack([gy, gc]))
-    fjd = _fjd(ry, rc, gy, gc, alpha, n_boot, seed, confidence, ref=ref)
+    fjd = _fjd(ry, rc, gy, gc, alpha, n_boot, seed, confidence, ref=ref, gen_stats=gen_stats)
     cfid = _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real=real, factor=factor, gen_stats=gen_stats)
     null = _JointNull(ref, alpha, real, gy, gc, rcond, real_factor=factor, gen_stats=gen_stats)
     observed = null(None)  # same numerical path as the null draws

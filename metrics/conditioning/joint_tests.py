@@ -102,7 +102,7 @@ def _fast(ry, rc, gy, gc, alpha, rcond, rule, n_boot, seed, confidence, max_comp
     gen_stats = _moments(np.hstack([gy, gc]))
     ref = _moments(np.hstack([ry, alpha * rc]))
     real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    fjd = _fjd(ry, rc, gy, gc, alpha, 0, seed, confidence, ref=ref)  # its own moments: the value bit for bit
+    fjd = _fjd(ry, rc, gy, gc, alpha, 0, seed, confidence, ref=ref, gen_stats=gen_stats)
     cfid = _cfid(ry, rc, gy, gc, rcond, 0, seed, confidence, real=real, gen_stats=gen_stats)
     basis = pooled_basis(ry, gy, max_components, gen_scatter=gen_stats.sigma[:d, :d] * (gy.shape[0] - 1))
     with single_thread(device):
