@@ -28,7 +28,7 @@ import torch
 from metrics.distribution.basis import ReducedBasis
 from metrics.distribution.fid import covariance_factor, sqrtm_psd
 
-_BATCH_ELEMS = 4_000_000  # gathered condition entries per permutation batch (n x B x dc), ~32 MB in float64
+_BATCH_ELEMS = 8_000_000  # gathered condition entries per permutation batch (n x B x dc), ~64 MB in float64
 
 
 @contextmanager
