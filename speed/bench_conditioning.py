@@ -398,8 +398,8 @@ def main(argv: list[str] | None = None) -> None:
                         r = run_cell(m, d, n, v, a, st, baseline)
                         results[f"{m}/{d}/{n}/{v}"] = r
                         print(f"{m:12s} d={d:5d} n={n:6d} {v:6s} {_fmt_time(r):>16s} s  peak "
-                              f"{r.get('peak_rss_mb', '-')} MB  load {r.get('load', 0):.1f}  {r.get('parts', '')}",
-                              flush=True)
+                              f"{r.get('peak_rss_mb', '-')} MB  load {r.get('load', 0):.1f}  wall "
+                              f"{r.get('parts', '')}  CPU {r.get('cpu_parts', '')}", flush=True)
     print()
     print(table(results, metrics, dims, ns))
     print()
