@@ -22,7 +22,7 @@ import torch
 from core.devices import resolve_device
 from core.errors import UserError
 from metrics.distribution.basis import DEFAULT_COMPONENTS, ReducedBasis, pooled_basis
-from metrics.threads import limited_threads
+from metrics.threads import fit_thread_limit
 
 from .frechet import (
     MARGIN_SHARE,
@@ -50,7 +50,6 @@ from .stats import (
 NAMES = {"fjd": "frechet_joint_distance", "cfid": "conditional_frechet_distance"}
 
 
-@limited_threads
 def joint_conditioning_tests(
     real_x: np.ndarray,
     real_c: np.ndarray,
@@ -84,7 +83,9 @@ def joint_conditioning_tests(
     alpha = condition_scale(ry, rc) if cond_scale is None else float(cond_scale)
     if exact:
         rule = SequentialRule(first=n_permutations, most=n_permutations)
-        fjd, cfid, null, observed = exact_null(ry, rc, gy, gc, alpha, rcond, n_permutations, n_boot, seed, confidence)
+        with fit_thread_limit():
+            fjd, cfid, null, observed = exact_null(ry, rc, gy, gc, alpha, rcond, n_permutations, n_boot, seed,
+                                                   confidence)
         extra = {"null_path": "exact (full space)"}
     else:
         rule = sequential or SequentialRule(first=n_permutations, most=n_permutations)
@@ -99,13 +100,14 @@ def joint_conditioning_tests(
 def _fast(ry, rc, gy, gc, alpha, rcond, rule, n_boot, seed, confidence, max_components, device):
     """Exact values; null draws, observed statistics and bootstrap intervals from the reduced basis."""
     d = ry.shape[1]
-    gen_stats = _moments(np.hstack([gy, gc]))
+    gen_stats = _moments(np.hstack([gy, gc]))  # the big product, with every thread; the rest single-threaded
     ref = _moments(np.hstack([ry, alpha * rc]))
-    real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    fjd = _fjd(ry, rc, gy, gc, alpha, 0, seed, confidence, ref=ref, gen_stats=gen_stats)
-    cfid = _cfid(ry, rc, gy, gc, rcond, 0, seed, confidence, real=real, gen_stats=gen_stats)
-    basis = pooled_basis(ry, gy, max_components, gen_scatter=gen_stats.sigma[:d, :d] * (gy.shape[0] - 1))
-    with single_thread(device):
+    with fit_thread_limit():
+        real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
+        fjd = _fjd(ry, rc, gy, gc, alpha, 0, seed, confidence, ref=ref, gen_stats=gen_stats)
+        cfid = _cfid(ry, rc, gy, gc, rcond, 0, seed, confidence, real=real, gen_stats=gen_stats)
+        basis = pooled_basis(ry, gy, max_components, gen_scatter=gen_stats.sigma[:d, :d] * (gy.shape[0] - 1))
+    with single_thread(device), fit_thread_limit():
         stats = JointStatistics(ry, rc, gy, gc, alpha, rcond, basis, device)
         observed = stats.observed()
         null = _draw_null(stats, observed, rule, np.random.default_rng(seed))

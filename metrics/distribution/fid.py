@@ -19,7 +19,7 @@ import scipy.linalg
 
 from core.errors import UserError
 from metrics.distribution.basis import ReducedBasis, basis_from_moments
-from metrics.threads import limited_threads
+from metrics.threads import fit_thread_limit
 
 BOOT_COMPONENTS = 128  # bootstrap replicates of wider features run in this many principal components (BENCHMARKS.md)
 
@@ -225,7 +225,18 @@ def reduced_for_bootstrap(
     return GaussianStats(mu=ref.mu @ p, sigma=(sigma + sigma.T) / 2, n=ref.n), gen_x @ p, basis
 
 
-@limited_threads
+def _value_and_replicates(ref: GaussianStats, g: np.ndarray, gen_stats: GaussianStats, n_boot: int, seed: int,
+                          boot_components: int | None) -> tuple[float, np.ndarray, dict | None]:
+    value = fid_from_stats(ref, gen_stats)
+    if n_boot <= 0:
+        return value, np.empty(0), None
+    ref_b, gen_b, boot_basis = ref, g.astype(np.float64, copy=False), None
+    if boot_components is not None and ref.dim > boot_components:
+        ref_b, gen_b, basis = reduced_for_bootstrap(ref, gen_b, boot_components, gen_stats)
+        boot_basis = basis.to_dict()
+    return value, bootstrap_replicates(ref_b, gen_b, n_boot, seed), boot_basis
+
+
 def fid(
     real: np.ndarray | GaussianStats,
     gen: np.ndarray,
@@ -252,15 +263,11 @@ def fid(
     g = check_features(gen, "generated features")
     if g.shape[1] != ref.dim:
         raise UserError(f"FID: real features are {ref.dim}-d but generated features are {g.shape[1]}-d")
-    gen_stats = feature_stats(g, "generated features", allow_singular)
-    value = fid_from_stats(ref, gen_stats)
-    interval, se, boot_basis = None, None, None
+    gen_stats = feature_stats(g, "generated features", allow_singular)  # the big product: every thread
+    with fit_thread_limit():  # eigensolves and many small products (``metrics.threads``)
+        value, vals, boot_basis = _value_and_replicates(ref, g, gen_stats, n_boot, seed, boot_components)
+    interval, se = None, None
     if n_boot > 0:
-        ref_b, gen_b = ref, g.astype(np.float64, copy=False)
-        if boot_components is not None and ref.dim > boot_components:
-            ref_b, gen_b, basis = reduced_for_bootstrap(ref, gen_b, boot_components, gen_stats)
-            boot_basis = basis.to_dict()
-        vals = bootstrap_replicates(ref_b, gen_b, n_boot, seed)
         # Resampling with replacement repeats rows, which inflates every replicate (FID is biased upward by
         # ~1/n); the raw percentiles can then miss the value itself. Shift them by the bootstrap's own bias so
         # the interval shows the sampling spread of FID at this n around the reported value.
