@@ -47,6 +47,7 @@ from core.errors import UserError
 from core.jsonfiles import jsonable
 from metrics.distribution.fid import (
     GaussianStats,
+    block_moments,
     bootstrap_replicates,
     check_covariance_size,
     covariance_factor,
@@ -112,12 +113,10 @@ def _check_pairs(
     return ry, rc, gy, gc
 
 
-def _moments(rows: np.ndarray) -> GaussianStats:
-    """Mean and unbiased covariance (n - 1) in float64, as ``fid.feature_stats`` (inputs already checked)."""
-    mu = rows.mean(axis=0)
-    xc = rows - mu
-    s = xc.T @ xc / (rows.shape[0] - 1)
-    return GaussianStats(mu=mu, sigma=(s + s.T) / 2, n=int(rows.shape[0]))
+def _moments(rows: np.ndarray, *more: np.ndarray) -> GaussianStats:
+    """Mean and unbiased covariance (n - 1) in float64 of ``rows`` (and ``more`` column blocks beside them), as
+    ``fid.feature_stats`` (inputs already checked; summed in row blocks, ``fid.block_moments``)."""
+    return block_moments([rows, *more])
 
 
 def condition_scale(real_x: np.ndarray, real_c: np.ndarray) -> float:
@@ -242,7 +241,7 @@ def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStat
     real_rows = np.hstack([ry, alpha * rc])
     if ref is None:
         ref = _moments(real_rows)
-    gen = _moments(np.hstack([gy, alpha * gc])) if gen_stats is None else _scaled(gen_stats, d, alpha)
+    gen = _scaled(_moments(gy, gc) if gen_stats is None else gen_stats, d, alpha)
     factor = ref.sqrt_sigma if ref.sqrt_sigma is not None else covariance_factor(ref.sigma, real_rows - ref.mu)
     value = frechet_distance(ref.mu, ref.sigma, gen.mu, gen.sigma, sqrt_sigma1=factor)
     interval, se = None, None
@@ -286,12 +285,12 @@ def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | 
     if factor is None:  # thin when the real set has fewer rows than dims: the regression residuals
         factor = covariance_factor(real.s_cond, (ry - real.mu_y) - (rc - real.mu_x) @ real.a.T)
     sqrt_sxx = sqrtm_psd(real.s_xx)
-    gen_rows = np.hstack([gy, gc])
-    gen = _conditional(_moments(gen_rows) if gen_stats is None else gen_stats, d, rcond)
+    gen = _conditional(_moments(gy, gc) if gen_stats is None else gen_stats, d, rcond)
     parts = _cfid_parts(real, gen, factor, sqrt_sxx)
     value = parts.pop("value")
     interval, se = None, None
     if n_boot > 0:
+        gen_rows = np.hstack([gy, gc])
         rng = np.random.default_rng(seed)
         n = gen_rows.shape[0]
         vals = np.array([

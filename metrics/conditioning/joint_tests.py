@@ -100,7 +100,7 @@ def joint_conditioning_tests(
 def _fast(ry, rc, gy, gc, alpha, rcond, rule, n_boot, seed, confidence, max_components, device):
     """Exact values; null draws, observed statistics and bootstrap intervals from the reduced basis."""
     d = ry.shape[1]
-    gen_stats = _moments(np.hstack([gy, gc]))  # the big product, with every thread; the rest single-threaded
+    gen_stats = _moments(gy, gc)  # the big product, with every thread; the rest single-threaded
     ref = _moments(np.hstack([ry, alpha * rc]))
     with fit_thread_limit():
         real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)

@@ -102,11 +102,26 @@ def feature_stats(features: np.ndarray, name: str = "features", allow_singular: 
     """Mean and unbiased covariance (n - 1, as clean-fid and torchmetrics) in float64."""
     x = check_features(features, name)
     check_covariance_size(x.shape[0], x.shape[1], name, allow_singular)
-    x = x.astype(np.float64, copy=False)
-    mu = x.mean(axis=0)
-    xc = x - mu
-    sigma = xc.T @ xc / (x.shape[0] - 1)
-    return GaussianStats(mu=mu, sigma=(sigma + sigma.T) / 2, n=int(x.shape[0]))
+    return block_moments([x])
+
+
+MOMENT_ROWS = 8192  # rows per block of the covariance sums: float64 copies stay at a block, never the whole set
+
+
+def block_moments(blocks: list[np.ndarray], scales: list[float] | None = None) -> GaussianStats:
+    """Mean and unbiased covariance (n - 1) in float64 of the rows [s_1 b_1, s_2 b_2, ...]: column blocks side by
+    side, each scaled, summed over ``MOMENT_ROWS`` rows at a time. At 50,000 x 2,048 float32 features this keeps
+    ~130 MB of float64 in flight instead of the 1.6 GB of a converted and a centred copy."""
+    scales = [1.0] * len(blocks) if scales is None else scales
+    n = blocks[0].shape[0]
+    mu = np.concatenate([np.asarray(b).mean(axis=0, dtype=np.float64) * s for b, s in zip(blocks, scales, strict=True)])
+    sigma = np.zeros((mu.size, mu.size))
+    for start in range(0, n, MOMENT_ROWS):
+        rows = np.hstack([np.asarray(b[start : start + MOMENT_ROWS], dtype=np.float64) * s
+                          for b, s in zip(blocks, scales, strict=True)]) - mu
+        sigma += rows.T @ rows
+    sigma /= n - 1
+    return GaussianStats(mu=mu, sigma=(sigma + sigma.T) / 2, n=int(n))
 
 
 def sqrtm_psd(sigma: np.ndarray) -> np.ndarray:
