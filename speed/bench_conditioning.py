@@ -270,14 +270,15 @@ def bootstrap_basis_check(d: int, n: int, n_real: int, reps: int, ks: tuple[int,
 
 def export_baseline(ref: str, dest: Path) -> Path:
     """``core`` and ``metrics`` of git ref ``ref`` under ``dest`` (a plain export: no worktree, no checkout)."""
+    dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "core", "metrics"], capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 
 
-def run_cell(metric: str, d: int, n: int, version: str, args, st: Settings, baseline: Path | None) -> dict:
-    path = [str(baseline)] if version == "before" else []
+def run_cell(metric: str, d: int, n: int, version: str, args, st: Settings, trees: dict[str, Path]) -> dict:
+    path = [str(trees[version])] if version in trees else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(ROOT)])}
     cmd = [sys.executable, "-m", "speed.bench_conditioning", "--worker", metric, "--dims", str(d), "--ns", str(n),
            "--real-train", str(args.real_train), "--real-test", str(args.real_test), "--settings",
@@ -358,6 +359,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--metrics", default=",".join(METRICS), help=f"comma list of {', '.join(METRICS)}, evaluation")
     ap.add_argument("--versions", default="before,after")
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref of the 'before' code")
+    ap.add_argument("--after-ref", default=None, help="git ref of the 'after' code (default: this working tree)")
     ap.add_argument("--before-max-n", type=int, default=10000, help="largest n the 'before' code is run at")
     ap.add_argument("--preset", default="gpu", help="whose eval settings (gpu: the 10,000-sample preset)")
     ap.add_argument("--real-train", type=int, default=3200)
@@ -388,14 +390,17 @@ def main(argv: list[str] | None = None) -> None:
     st, metrics, versions = preset_settings(a.preset), a.metrics.split(","), a.versions.split(",")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = export_baseline(a.baseline, Path(tmp)) if "before" in versions else None
+        trees = {}  # version -> exported core + metrics; "after" without --after-ref is this working tree
+        for version, ref in (("before", a.baseline), ("after", a.after_ref)):
+            if version in versions and ref:
+                trees[version] = export_baseline(ref, Path(tmp) / version)
         for m in metrics:
             for d in dims:
                 for n in ns:
                     for v in versions:
                         if v == "before" and n > a.before_max_n:
                             continue
-                        r = run_cell(m, d, n, v, a, st, baseline)
+                        r = run_cell(m, d, n, v, a, st, trees)
                         results[f"{m}/{d}/{n}/{v}"] = r
                         print(f"{m:12s} d={d:5d} n={n:6d} {v:6s} {_fmt_time(r):>16s} s  peak "
                               f"{r.get('peak_rss_mb', '-')} MB  load {r.get('load', 0):.1f}  wall "
@@ -405,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(exponents(results, metrics, dims, ns))
     if a.json:
-        meta = {"settings": asdict(st), "preset": a.preset, "baseline": a.baseline, "real_train": a.real_train,
+        meta = {"settings": asdict(st), "preset": a.preset, "baseline": a.baseline, "after": a.after_ref or "tree",
+                "real_train": a.real_train,
                 "real_test": a.real_test, "machine": os.uname().nodename, "cpus": os.cpu_count(),
                 "date": time.strftime("%Y-%m-%d %H:%M")}
         a.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
