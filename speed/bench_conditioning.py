@@ -234,6 +234,9 @@ def worker(metric: str, d: int, n: int, n_train: int, n_test: int, st: Settings)
             out[name] = info
     out["seconds"] = round(time.perf_counter() - t_all, 3)
     out["cpu_seconds"] = round(cpu_seconds() - c_all, 3)
+    import metrics
+
+    out["metrics_from"] = str(Path(metrics.__file__).resolve().parents[1])  # which tree's code ran
     out["rss_before_mb"] = round(before, 1)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
@@ -278,20 +281,22 @@ def export_baseline(ref: str, dest: Path) -> Path:
 
 
 def run_cell(metric: str, d: int, n: int, version: str, args, st: Settings, trees: dict[str, Path]) -> dict:
-    path = [str(trees[version])] if version in trees else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(ROOT)])}
+    tree = trees.get(version, ROOT)  # also the working directory: `python -m` puts it first on sys.path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(tree), str(ROOT)]))}
     cmd = [sys.executable, "-m", "speed.bench_conditioning", "--worker", metric, "--dims", str(d), "--ns", str(n),
            "--real-train", str(args.real_train), "--real-test", str(args.real_test), "--settings",
            json.dumps(asdict(st))]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         return {"timed_out": True, "seconds": args.timeout, "load": load}
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed", "load": load}
     res = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not Path(res["metrics_from"]).is_relative_to(tree):
+        raise RuntimeError(f"{version} cell imported metrics from {res['metrics_from']}, not {tree}")
     res.update(load=round(load, 1), wall=round(time.perf_counter() - t0, 1))
     return res
 
