@@ -411,3 +411,24 @@ def test_sequential_p_values_are_uniform_on_an_ignorer():
         assert (p < 0.05).mean() <= 0.2, key
         assert 0.25 < p.mean() < 0.75, key
         assert kstest(p, "uniform").pvalue > 0.001, key
+
+
+def test_suite_joint_tests_run_on_to_what_holm_needs_only_when_the_first_stage_is_at_its_floor():
+    """The suite's rule: ``joint_permutations`` first; a follower (p at the floor) goes on to holm_permutations for
+    the continuous family, an ignorer stops; ``exact`` reruns a fresh null instead, as before, with the same p."""
+    from metrics.conditioning.suite import ConditioningData, SuiteSettings, holm_permutations, joint_tests
+    from metrics.conditioning.verdict import PRIMARY_CONTINUOUS
+
+    most = holm_permutations(len(PRIMARY_CONTINUOUS))
+    for follow, draws in ((1.0, most), (0.0, 40)):
+        ry, rc, gy, gc = _world_pairs(13, 12, 3, 250, 250, follow=follow)
+        d = ConditioningData(train_x=ry, train_y=np.zeros(250, int), test_x=ry, test_y=np.zeros(250, int),
+                             gen_x=gy, asked_y=np.zeros(250, int), n_classes=2, test_c=rc, gen_c=gc)
+        fast = joint_tests(d, SuiteSettings(joint_permutations=40, joint_bootstrap=0))
+        for r in fast.values():
+            assert r.n_permutations == draws and "Besag" in r.details["null_rule"]
+        if follow:
+            exact = joint_tests(d, SuiteSettings(joint_permutations=40, joint_bootstrap=0, exact=True))
+            for key, r in fast.items():
+                assert r.p_value == exact[key].p_value == pytest.approx(1 / (most + 1))
+                assert exact[key].n_permutations == most
