@@ -102,7 +102,6 @@ class JointStatistics:
         self.a_r, self.sqrt_sxx_r = a_r, t(sqrtm_psd(s_r[k:, k:]))
         self.tr_rcond = float(torch.trace(s_rcond))
         self.p_g, self.p_half_g = (m[0] for m in _pinv_parts(self.s_g[k:, k:][None], rcond))
-        self.cond_rank = int(torch.linalg.matrix_rank(self.p_g))
         s0 = self.s_g.clone()
         s0[:k, k:], s0[k:, :k] = 0.0, 0.0
         s0[k:, k:] *= self.alpha**2
