@@ -1,5 +1,6 @@
-"""FJD and CFID: closed forms on exact moments, large-sample agreement, the FID reduction, the fast permutation
-path against full recomputation, and a planted world where only the pairing differs (fast, CPU)."""
+"""FJD and CFID: closed forms on exact moments, large-sample agreement, the FID reduction, the permutation paths
+against full recomputation, the reduced-basis path against the exact one, the sequential stopping rule, and a
+planted world where only the pairing differs (fast, CPU)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.stats import kstest
 from threadpoolctl import threadpool_limits
 
 from core.errors import UserError
@@ -16,7 +18,9 @@ from metrics.conditioning import (
     frechet_joint_distance,
     joint_conditioning_tests,
 )
-from metrics.conditioning.frechet import MARGIN_SHARE, _conditional, _JointNull, _moments, _TraceSqrtUpdate
+from metrics.conditioning.frechet import MARGIN_SHARE, _conditional, _moments
+from metrics.conditioning.joint_exact import _JointNull, _TraceSqrtUpdate
+from metrics.conditioning.stats import SequentialRule, sequential_p
 from metrics.distribution.fid import GaussianStats, fid, frechet_distance
 
 # small-n covariance warnings from check_covariance_size are expected here
@@ -269,3 +273,162 @@ def test_bad_inputs_raise_user_errors():
         frechet_joint_distance(y, np.zeros_like(c), y, c)
     with pytest.raises(UserError, match="2-D"):
         joint_conditioning_tests(y, c[:, 0], y, c)
+
+
+# ---------------------------------------------------------------- the fast path against the exact one
+
+
+def _world_pairs(seed: int, d: int, dc: int, n_real: int, n_gen: int, one_hot: bool = False, follow: float = 0.5):
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal((d, dc)) * 0.5
+
+    def pairs(n, share):
+        c = np.eye(dc)[rng.integers(0, dc, n)] if one_hot else rng.standard_normal((n, dc))
+        src = np.where(rng.random((n, 1)) < share, c, c[rng.permutation(n)])
+        return src @ b.T + rng.standard_normal((n, d)) * np.linspace(1.5, 0.2, d), c
+
+    ry, rc = pairs(n_real, 1.0)
+    gy, gc = pairs(n_gen, follow)
+    if one_hot:
+        rc[:dc], gc[:dc] = np.eye(dc), np.eye(dc)  # every class present in both sets
+    return ry, rc, gy, gc
+
+
+@pytest.mark.parametrize(
+    "d,dc,n_real,n_gen,one_hot,components,tol",
+    [
+        (24, 4, 300, 250, False, 128, 1e-8),  # d <= components: no projection
+        # singular covariances (fewer rows than dims): square roots of round-off eigenvalues carry ~sqrt(eps), and
+        # the exact path's quadrature is itself ~5e-7 off there (the fast path's dense eigensolve is closer)
+        (24, 6, 200, 40, True, 128, 1e-6),  # singular generated covariance, one-hot conditions
+        (90, 3, 50, 60, False, 120, 1e-6),  # d > components but few rows: the rows' span, exact
+    ],
+)
+def test_fast_path_equals_the_exact_one_where_the_basis_is_full(d, dc, n_real, n_gen, one_hot, components, tol):
+    """Same permutations, same resamples: values, observed statistics, null draws and intervals agree."""
+    ry, rc, gy, gc = _world_pairs(8, d, dc, n_real, n_gen, one_hot)
+    kw = dict(n_permutations=120, n_boot=15, seed=3, allow_singular=True)
+    exact = joint_conditioning_tests(ry, rc, gy, gc, exact=True, **kw)
+    fast = joint_conditioning_tests(ry, rc, gy, gc, max_components=components, device="cpu", **kw)
+    for key in ("fjd", "cfid"):
+        e, f = exact[key], fast[key]
+        assert f.details["null_basis"]["exact"] and f.details["null_basis"]["variance_share"] == 1.0
+        # the reported value: the same full-space distance (with a singular real set the fast path's CFID takes
+        # the thin factor of the regression residuals, exact; the exact path the eigh square root, whose ~40 zero
+        # eigenvalues each carry sqrt(eps) of round-off: 1.1e-8 apart here)
+        assert f.value == pytest.approx(e.value, rel=min(tol, 1e-7))
+        for part in ("mean_term", "regression_term", "covariance_term"):
+            if key == "cfid":
+                assert f.details[part] == pytest.approx(e.details[part], rel=min(tol, 1e-7), abs=1e-9)
+        assert f.details["observed_on_null_path"] == pytest.approx(f.value, rel=min(tol, 1e-7))
+        assert f.details["observed_on_null_path"] == pytest.approx(e.details["observed_on_null_path"], rel=tol)
+        assert f.null_mean == pytest.approx(e.null_mean, rel=tol)
+        assert f.details["null_interval"] == pytest.approx(e.details["null_interval"], rel=tol)
+        assert f.interval == pytest.approx(e.interval, rel=max(tol, 1e-7))  # resampled rows: singular replicates
+        assert f.details["boot_se"] == pytest.approx(e.details["boot_se"], rel=1e-5)
+        assert f.p_value == e.p_value and f.n_permutations == e.n_permutations == 120
+
+
+def test_truncated_basis_reports_itself_keeps_power_and_stays_valid():
+    """d = 60 on 12 components: the follower is still detected; the ignorer's p-values stay uniform-ish."""
+    ry, rc, gy, gc = _world_pairs(9, 60, 3, 400, 400, follow=1.0)
+    fol = joint_conditioning_tests(ry, rc, gy, gc, n_permutations=200, n_boot=10, max_components=12)
+    for r in fol.values():
+        basis = r.details["null_basis"]
+        assert basis["components"] == 12 and basis["dim"] == 60 and not basis["exact"]
+        assert 0.3 < basis["variance_share"] < 1.0
+        assert r.p_value < 0.01 and r.effect > r.margin
+        assert r.interval[0] <= r.value <= r.interval[1]
+    ps = {"fjd": [], "cfid": []}
+    for seed in range(24):
+        ry, rc, gy, gc = _world_pairs(100 + seed, 30, 3, 150, 150, follow=0.0)
+        res = joint_conditioning_tests(ry, rc, gy, gc, n_permutations=99, n_boot=0, seed=seed, max_components=6)
+        for key in ps:
+            ps[key].append(res[key].p_value)
+    for key, p in ps.items():
+        p = np.array(p)
+        assert (p < 0.05).mean() <= 0.2, key
+        assert 0.25 < p.mean() < 0.75, key
+
+
+# ---------------------------------------------------------------- the sequential rule
+
+
+def test_sequential_p_follows_its_three_stopping_cases():
+    rule = SequentialRule(first=20, most=100, hits=4)
+    null = np.full(200, 5.0)  # every draw at or below an observed 6 counts ("less")
+    assert sequential_p(null, 6.0, rule, "less") == (21 / 21, 20)  # first stage: ordinary p
+    null = np.full(200, 9.0)
+    null[[3, 30, 41, 57, 90]] = 1.0  # one hit in the first stage, the 4th by draw 58
+    assert sequential_p(null, 6.0, rule, "less") == (4 / 58, 58)  # Besag-Clifford
+    null = np.full(200, 9.0)
+    null[[3, 30]] = 1.0
+    assert sequential_p(null, 6.0, rule, "less") == pytest.approx((3 / 101, 100))  # ran to the most
+    assert sequential_p(null[:50], 6.0, rule, "less") == pytest.approx((3 / 51, 50))  # fewer draws than the most
+
+
+def test_sequential_p_is_valid_under_the_null():
+    """Exchangeable draws (the observed value is one more uniform draw): P(p <= u) <= u, also near the floor."""
+    rule = SequentialRule(first=40, most=400, hits=5)
+    rng = np.random.default_rng(0)
+    reps = 6000
+    obs = rng.random(reps)
+    ps, used = np.empty(reps), np.empty(reps)
+    for i in range(reps):
+        ps[i], used[i] = sequential_p(rng.random(rule.most), obs[i], rule, "greater")
+    for u in (0.005, 0.01, 0.02, 0.05, 0.1, 0.3, 0.6):
+        se = np.sqrt(u * (1 - u) / reps)
+        assert (ps <= u).mean() <= u + 3 * se, u
+    assert (ps <= 0.1).mean() > 0.07  # not absurdly conservative
+    assert used.mean() < 0.2 * rule.most  # and mostly stops early
+
+
+def test_sequential_joint_tests_stop_early_on_an_ignorer_and_run_on_for_a_follower():
+    rule = SequentialRule(first=60, most=600, hits=10)
+    ry, rc, gy, gc = _world_pairs(11, 20, 3, 300, 300, follow=0.0)
+    ign = joint_conditioning_tests(ry, rc, gy, gc, n_boot=0, sequential=rule)
+    fixed = joint_conditioning_tests(ry, rc, gy, gc, n_boot=0, n_permutations=60)
+    for key, r in ign.items():
+        assert r.n_permutations == 60 and r.details["p_draws"] == 60 and "Besag" in r.details["null_rule"]
+        if r.p_value >= 11 / 61:  # first stage enough: the ordinary p of the same draws
+            assert r.p_value == fixed[key].p_value
+    ry, rc, gy, gc = _world_pairs(12, 20, 3, 300, 300, follow=1.0)
+    fol = joint_conditioning_tests(ry, rc, gy, gc, n_boot=0, sequential=rule)
+    for r in fol.values():
+        assert r.n_permutations == 600 and r.p_value == pytest.approx(1 / 601)
+
+
+def test_sequential_p_values_are_uniform_on_an_ignorer():
+    rule = SequentialRule(first=30, most=300, hits=5)
+    ps = {"fjd": [], "cfid": []}
+    for seed in range(30):
+        ry, rc, gy, gc = _world_pairs(200 + seed, 8, 2, 120, 120, follow=0.0)
+        res = joint_conditioning_tests(ry, rc, gy, gc, n_boot=0, seed=seed, sequential=rule)
+        for key in ps:
+            ps[key].append(res[key].p_value)
+    for key, p in ps.items():
+        p = np.array(p)
+        assert (p < 0.05).mean() <= 0.2, key
+        assert 0.25 < p.mean() < 0.75, key
+        assert kstest(p, "uniform").pvalue > 0.001, key
+
+
+def test_suite_joint_tests_run_on_to_what_holm_needs_only_when_the_first_stage_is_at_its_floor():
+    """The suite's rule: ``joint_permutations`` first; a follower (p at the floor) goes on to holm_permutations for
+    the continuous family, an ignorer stops; ``exact`` reruns a fresh null instead, as before, with the same p."""
+    from metrics.conditioning.suite import ConditioningData, SuiteSettings, holm_permutations, joint_tests
+    from metrics.conditioning.verdict import PRIMARY_CONTINUOUS
+
+    most = holm_permutations(len(PRIMARY_CONTINUOUS))
+    for follow, draws in ((1.0, most), (0.0, 40)):
+        ry, rc, gy, gc = _world_pairs(13, 12, 3, 250, 250, follow=follow)
+        d = ConditioningData(train_x=ry, train_y=np.zeros(250, int), test_x=ry, test_y=np.zeros(250, int),
+                             gen_x=gy, asked_y=np.zeros(250, int), n_classes=2, test_c=rc, gen_c=gc)
+        fast = joint_tests(d, SuiteSettings(joint_permutations=40, joint_bootstrap=0))
+        for r in fast.values():
+            assert r.n_permutations == draws and "Besag" in r.details["null_rule"]
+        if follow:
+            exact = joint_tests(d, SuiteSettings(joint_permutations=40, joint_bootstrap=0, exact=True))
+            for key, r in fast.items():
+                assert r.p_value == exact[key].p_value == pytest.approx(1 / (most + 1))
+                assert exact[key].n_permutations == most

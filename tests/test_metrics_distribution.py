@@ -98,6 +98,15 @@ def test_cholesky_and_square_root_factors_agree_also_for_singular_covariances():
     f = covariance_factor(s2.sigma)
     np.testing.assert_allclose(f @ f.T, s2.sigma, atol=1e-12)
     assert np.allclose(f, np.tril(f))  # Cholesky for a full-rank covariance
+    # given its rows, a reference with fewer rows than dims gets the thin factor: d x n, the same distance
+    rows = _features(12, 24, 4)
+    s1 = feature_stats(rows, allow_singular=True)
+    thin = covariance_factor(s1.sigma, rows - s1.mu)
+    assert thin.shape == (24, 12)
+    np.testing.assert_allclose(thin @ thin.T, s1.sigma, atol=1e-12)
+    via_thin = frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma, sqrt_sigma1=thin)
+    # the eigh route's 12 zero eigenvalues carry sqrt(eps) each: 1e-8 off a 40-digit reference, the thin one 2e-9
+    assert via_thin == pytest.approx(frechet_distance(s1.mu, s1.sigma, s2.mu, s2.sigma), rel=1e-7)
 
 
 def test_fid_zero_for_identical_sets_and_grows_with_shift():
@@ -123,6 +132,23 @@ def test_fid_bootstrap_interval():
         assert rep == pytest.approx(fid(x, y[idx]).value, rel=1e-9)
     # the interval width tracks the real sampling spread of FID (re-drawing the generated set)
     spread = np.std([fid(x, _features(800, 8, 100 + i, shift=0.2)).value for i in range(30)])
+    assert 0.5 < (hi - lo) / (2 * 1.96 * spread) < 2.0
+
+
+def test_fid_bootstrap_in_a_reduced_basis_exact_when_full_and_tracks_the_spread_when_not():
+    """Wider features than ``boot_components``: replicates in the pooled leading components. Rank-10 features in 48
+    dims lose nothing to 12 components (same interval as the full path); full-rank ones keep the spread."""
+    mix = np.random.default_rng(30).standard_normal((10, 48))
+    x, y = _features(500, 10, 31) @ mix, _features(400, 10, 32, shift=0.2) @ mix
+    full, red = fid(x, y, n_boot=30, seed=4, boot_components=None), fid(x, y, n_boot=30, seed=4, boot_components=12)
+    assert red.value == full.value and red.boot_basis["exact"] and red.boot_basis["components"] == 12
+    assert red.interval == pytest.approx(full.interval, rel=1e-7) and full.boot_basis is None
+    x, y = _features(800, 48, 33), _features(800, 48, 34, shift=0.2)
+    r = fid(x, y, n_boot=60, seed=5, boot_components=12)
+    assert not r.boot_basis["exact"] and 0.3 < r.boot_basis["variance_share"] < 1.0
+    lo, hi = r.interval
+    assert lo < r.value < hi
+    spread = np.std([fid(x, _features(800, 48, 200 + i, shift=0.2)).value for i in range(30)])
     assert 0.5 < (hi - lo) / (2 * 1.96 * spread) < 2.0
 
 
@@ -186,6 +212,21 @@ def test_prdc_matches_prdc_package():
     assert ours.density == pytest.approx(ref5["density"], abs=1e-12)
     assert ours.coverage == pytest.approx(ref5["coverage"], abs=1e-12)
     assert 0 < ours.precision < 1 and 0 < ours.recall < 1  # not a trivial corner
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1000])
+def test_knn_radii_blocks_match_a_brute_force_sort(chunk):
+    """The blocked, symmetric pass gives every k's radius of a full distance matrix, whatever the block size."""
+    from metrics.distribution.prdc import knn_radii
+
+    x = _features(157, 9, 19)
+    full = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    srt = np.sort(full, axis=1)  # column 0 is the row itself
+    got = knn_radii(torch.as_tensor(x, dtype=torch.float64), [1, 3, 5], chunk)
+    for k in (1, 3, 5):
+        np.testing.assert_allclose(got[k].numpy(), srt[:, k], rtol=1e-9, atol=1e-9)
+    single = knn_radii(torch.as_tensor(x, dtype=torch.float64), 3, chunk)
+    np.testing.assert_allclose(single.numpy(), srt[:, 3], rtol=1e-9, atol=1e-9)
 
 
 def test_prdc_planted_mode_drop():
@@ -275,3 +316,18 @@ def test_feature_cache_recovers_from_damage_and_refuses_nan(tmp_path):
     with pytest.raises(UserError, match="NaN or inf"):
         cached_features({"other": 1}, lambda: bad, tmp_path)
     assert len(list(tmp_path.glob("*.key.json"))) == 1
+
+
+@pytest.mark.parametrize("n_gen,n_real,m,num", [(90, 60, 40, 9), (300, 40, 30, 3), (70, 70, 70, 4)])
+def test_kid_shared_kernel_sums_equal_per_subset_kernels(n_gen, n_real, m, num):
+    """Both ways to the subset sums (kernel entries once, or three kernels per subset) give the same MMDs,
+    also with a subset that repeats rows."""
+    from metrics.distribution.kid import _mmd2_shared, draw_subsets, mmd2_unbiased
+
+    x, y = _features(n_real, 16, 20), _features(n_gen, 16, 21, shift=0.1)
+    pairs = draw_subsets(n_real, n_gen, num, m, seed=4)
+    pairs[0] = (np.concatenate([pairs[0][0][:-2], pairs[0][0][:2]]), pairs[0][1])  # two gen rows twice
+    shared = _mmd2_shared(y, x, pairs, block=32)  # blocks smaller than n exercise the streaming
+    direct = np.array([mmd2_unbiased(y[gi], x[ri]) for gi, ri in pairs])
+    np.testing.assert_allclose(shared, direct, rtol=1e-9, atol=1e-12)
+    assert np.ptp(direct) > 0

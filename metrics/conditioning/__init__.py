@@ -8,8 +8,8 @@ from .frechet import (
     cfid_from_stats,
     conditional_frechet_distance,
     frechet_joint_distance,
-    joint_conditioning_tests,
 )
+from .joint_tests import joint_conditioning_tests
 from .purity import cluster_purity
 from .retrieval import condition_retrieval
 from .sensitivity import condition_sensitivity

@@ -3,7 +3,9 @@
 A classifier trained on real training covers is scored on real test covers (the ceiling) and on covers
 generated from the test-split conditions (acc_gen). The null is the same generated images with their
 conditions shuffled: if the generator ignores its condition, images and asked labels are exchangeable, so
-the permutation test is exact. Predictions are computed once; only labels are permuted.
+the permutation test is exact. Predictions are computed once; only labels are permuted, and since accuracy
+depends on the (prediction, label) table alone, each permutation is drawn as that table
+(``stats.permutation_tables``, the same law) instead of shuffling n labels.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .stats import (
     n_classes_of,
     percentile_interval,
     permutation_p,
-    permuted_accuracy,
+    permuted_accuracy_tables,
     wilson_interval,
 )
 
@@ -69,12 +71,12 @@ def accuracy_from_predictions(
     n = gen_labels.size
 
     acc_gen = float((pred_gen == gen_labels).mean())
-    null = permuted_accuracy(pred_gen, gen_labels, n_permutations, rng)
+    null = permuted_accuracy_tables(pred_gen, gen_labels, k, n_permutations, rng)
     acc_null = expected_accuracy_under_independence(pred_gen, gen_labels, k)
 
     ceiling = float((pred_test == test_labels).mean())
     ceiling_null = expected_accuracy_under_independence(pred_test, test_labels, k)
-    ceiling_p = permutation_p(ceiling, permuted_accuracy(pred_test, test_labels, n_permutations, rng))
+    ceiling_p = permutation_p(ceiling, permuted_accuracy_tables(pred_test, test_labels, k, n_permutations, rng))
 
     boot = bootstrap_tables(contingency(pred_gen, gen_labels, k, k), n_bootstrap, rng)
     b_acc = np.trace(boot, axis1=1, axis2=2) / n

@@ -5,12 +5,16 @@ every permutation. Shuffling the real test labels against one fixed classifier w
 a classifier trained on meaningless labels still maps each real genre cluster to some (random) label, so
 its predictions depend on the real labels and such a test fires falsely. Refitting is made cheap by using a
 ridge classifier (standardised features, one-hot targets, penalty fixed in advance): its weights are linear
-in the targets, so every permuted refit is one matrix product.
+in the targets, so every permuted refit is one matrix product and a solve with the Gram matrix's Cholesky factor
+(factored once; never the d x n inverse applied to the rows, which cost 2 d^2 n, 9.7 s at d = 2048, n = 10,000).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
+
+from metrics.threads import limited_threads
 
 from .stats import (
     TestResult,
@@ -36,6 +40,7 @@ def _onehot_stack(labels: np.ndarray, k: int) -> np.ndarray:
     return out.reshape(n, b * k)
 
 
+@limited_threads
 def classification_accuracy_score(
     gen_features: np.ndarray, gen_labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray,
     *, n_classes: int | None = None, ceiling: float | None = None, n_permutations: int = 200,
@@ -59,12 +64,13 @@ def classification_accuracy_score(
     mean, std = gx.mean(axis=0), gx.std(axis=0) + 1e-12
     xg, xt = (gx - mean) / std, (tx - mean) / std
     gram = xg.T @ xg + RIDGE * n_gen * np.eye(d)
-    solve_t = np.linalg.solve(gram, xg.T)  # (d, n_gen): weights = solve_t @ targets
+    chol = scipy.linalg.cho_factor(gram, check_finite=False)  # SPD: weights = gram^-1 xg^T targets
     prior = np.bincount(gy, minlength=k) / n_gen  # intercept; unchanged by permutations
 
     def predict(label_stack: np.ndarray) -> np.ndarray:
         b = label_stack.shape[0]
-        scores = (xt @ (solve_t @ _onehot_stack(label_stack, k))).reshape(-1, b, k) + prior
+        weights = scipy.linalg.cho_solve(chol, xg.T @ _onehot_stack(label_stack, k), check_finite=False)
+        scores = (xt @ weights).reshape(-1, b, k) + prior
         return scores.argmax(axis=2).T  # (b, n_test)
 
     pred = predict(gy[None, :])[0]

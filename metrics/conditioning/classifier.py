@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.errors import UserError
+from metrics.threads import fit_thread_limit
 
 from .stats import check_features, check_labels
 
@@ -48,7 +49,8 @@ class ConditionClassifier:
         y = check_labels(labels, x.shape[0], "classifier training labels")
         if np.unique(y).size < 2:
             raise UserError("the condition classifier needs training rows from at least 2 classes")
-        self._model = self._make().fit(x, y)
+        with fit_thread_limit():
+            self._model = self._make().fit(x, y)
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -74,7 +76,8 @@ class ConditionClusters:
     def fit(self, train_conditions: np.ndarray) -> ConditionClusters:
         c = check_features(train_conditions, "training condition vectors", min_rows=self.k)
         self._mean, self._std = c.mean(axis=0), c.std(axis=0) + 1e-12
-        self._km = KMeans(self.k, n_init=self.n_init, random_state=self.seed).fit((c - self._mean) / self._std)
+        with fit_thread_limit():
+            self._km = KMeans(self.k, n_init=self.n_init, random_state=self.seed).fit((c - self._mean) / self._std)
         return self
 
     def labels(self, conditions: np.ndarray) -> np.ndarray:

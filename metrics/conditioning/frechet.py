@@ -1,4 +1,4 @@
-"""Track-level joint and conditional Fréchet distances, and their permutation tests for the verdict.
+"""Track-level joint and conditional Fréchet distances (the values; their tests are in ``joint_tests``).
 
 Image features y (n, d) and condition vectors x (n, dc: one-hot genres, audio embeddings) are paired row by row,
 real and generated. Plain FID compares only the marginals of y, so a generator that ignores its condition can
@@ -29,26 +29,9 @@ Stability: S_xx^+ is the pseudo-inverse with eigenvalues below ``rcond`` x the l
 conditions are rank dc - 1 after centring; exact, no ridge bias). S_r|x may be singular (n_real <= d + dc);
 the trace square root then uses its eigh square root instead of Cholesky (``fid.covariance_factor``).
 
-Significance (``joint_conditioning_tests``): null hypothesis "the generator ignores its condition", made exact
-by permuting which condition belongs to which generated cover (real set fixed). Under a permutation only the
-generated cross-covariance S_yx changes: mu, S_yy, S_xx of both sets stay, so FJD changes only through
-tr sqrt(F^T S_g F) and CFID through A_g and S_g|x. With F^T S_0 F = Q diag(lam) Q^T eigendecomposed once,
-every permuted distance needs tr sqrt(diag(lam) + W J W^T) for a thin W (d x r, r = 2 dc for FJD, dc for CFID):
-  tr sqrt(M) = tr sqrt(Lam) + (2/pi) int_0^inf t^2 tr[(t^2 + Lam)^-1 - (t^2 + M)^-1] dt,   Lam = diag(lam),
-and by Woodbury the bracket is tr[K^-1 W^T (t^2 + Lam)^-2 W] with K = J^-1 + W^T (t^2 + Lam)^-1 W (r x r). The
-integral runs over log t with the trapezoid rule (the integrand is analytic in a strip of half-width pi/2, so
-step 0.5 leaves ~exp(-pi^2 / 0.5) ~ 3e-9 relative error) between 1e-7 and 1e5 x sqrt(top), top = an upper bound
-of the largest eigenvalue of M; the upper tail is added in closed form (tr(W J W^T) / t_hi). Below t_lo each
-eigenvalue smaller than (1e-7)^2 x top can be off by ~1e-7 sqrt(top), about the round-off of a dense eigensolve
-of a singular matrix; against a dense eigensolve the path agrees to ~1e-8 relative (tested). Cost per
-permutation ~ 2 * 55 * d * r(r+1)/2 flops instead of a (d + dc)-dim eigensolve; wide conditions (large r) fall
-back to the dense eigensolve. The observed pairing goes through the same path, so p compares like with like.
-Measured on this project's shared 2-core CPU box (load ~8, 1 BLAS thread), n = 2000, d = 2048, dc = 32:
-~25 s one-off (moments, three ~2080-d eigendecompositions, the two values), then ~0.2-0.3 s per permutation for
-both metrics together (FJD's r = 64 quadrature is ~0.11 s of it; a dense eigensolve would be ~2.3 s per metric
-and permutation), so n_permutations = 200 with n_boot = 0 took 59-71 s in all. Each bootstrap replicate costs
-~3-4.5 s per metric (refit of the generated moments and one dense eigensolve), so the default n_boot = 50 adds
-~5 min at this size; it is cheap at small d (covernet features).
+Significance: ``joint_tests.joint_conditioning_tests`` (permutation null of the pairing, bootstrap intervals);
+the reference implementation of that null is ``joint_exact``, the fast one ``joint_null`` in a reduced basis
+(``metrics.distribution.basis``).
 """
 
 from __future__ import annotations
@@ -64,20 +47,20 @@ from core.errors import UserError
 from core.jsonfiles import jsonable
 from metrics.distribution.fid import (
     GaussianStats,
+    block_moments,
     bootstrap_replicates,
     check_covariance_size,
     covariance_factor,
-    fid_from_stats,
+    frechet_distance,
     sqrtm_psd,
     trace_sqrt_product,
 )
+from metrics.threads import limited_threads
 
-from .stats import TestResult, check_features, permutation_chunks, permutation_p
+from .stats import check_features
 
 RCOND = 1e-8  # relative eigenvalue cutoff of the pseudo-inverse of S_xx
 MARGIN_SHARE = 0.05  # a meaningful effect: the true pairing beats shuffled pairings by 5 % of the null mean
-_QUAD_STEP = 0.5  # trapezoid step in log t: error ~ exp(-pi^2 / step) ~ 3e-9 relative
-_QUAD_LO, _QUAD_HI = 1e-7, 1e5  # integrate t over [lo, hi] x sqrt(top eigenvalue); the upper tail in closed form
 
 
 @dataclass
@@ -130,12 +113,10 @@ def _check_pairs(
     return ry, rc, gy, gc
 
 
-def _moments(rows: np.ndarray) -> GaussianStats:
-    """Mean and unbiased covariance (n - 1) in float64, as ``fid.feature_stats`` (inputs already checked)."""
-    mu = rows.mean(axis=0)
-    xc = rows - mu
-    s = xc.T @ xc / (rows.shape[0] - 1)
-    return GaussianStats(mu=mu, sigma=(s + s.T) / 2, n=int(rows.shape[0]))
+def _moments(rows: np.ndarray, *more: np.ndarray) -> GaussianStats:
+    """Mean and unbiased covariance (n - 1) in float64 of ``rows`` (and ``more`` column blocks beside them), as
+    ``fid.feature_stats`` (inputs already checked; summed in row blocks, ``fid.block_moments``)."""
+    return block_moments([rows, *more])
 
 
 def condition_scale(real_x: np.ndarray, real_c: np.ndarray) -> float:
@@ -226,6 +207,7 @@ def cfid_from_stats(real: GaussianStats, gen: GaussianStats, dim: int, *, rcond:
 # ---------------------------------------------------------------- the two distances
 
 
+@limited_threads
 def frechet_joint_distance(
     real_x: np.ndarray,
     real_c: np.ndarray,
@@ -248,18 +230,23 @@ def frechet_joint_distance(
     return _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence)
 
 
-def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStats | None = None):
+def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStats | None = None,
+         gen_stats: GaussianStats | None = None):
+    """FJD; ``ref`` the real moments of [y, a x] and ``gen_stats`` the generated moments of [y, x] (unscaled)
+    when the caller has them. The real factor is thin when the real set has fewer rows than dimensions."""
     d = ry.shape[1]
     alpha = condition_scale(ry, rc) if cond_scale is None else float(cond_scale)
     if not (math.isfinite(alpha) and alpha > 0):
         raise UserError(f"FJD: cond_scale must be a positive number, got {cond_scale}")
+    real_rows = np.hstack([ry, alpha * rc])
     if ref is None:
-        ref = _moments(np.hstack([ry, alpha * rc]))
-    gen_rows = np.hstack([gy, alpha * gc])
-    value = fid_from_stats(ref, _moments(gen_rows))
+        ref = _moments(real_rows)
+    gen = _scaled(_moments(gy, gc) if gen_stats is None else gen_stats, d, alpha)
+    factor = ref.sqrt_sigma if ref.sqrt_sigma is not None else covariance_factor(ref.sigma, real_rows - ref.mu)
+    value = frechet_distance(ref.mu, ref.sigma, gen.mu, gen.sigma, sqrt_sigma1=factor)
     interval, se = None, None
     if n_boot > 0:
-        vals = bootstrap_replicates(ref, gen_rows, n_boot, seed)
+        vals = bootstrap_replicates(ref, np.hstack([gy, alpha * gc]), n_boot, seed)
         interval, se = _shifted_interval(vals, value, confidence)
     return JointFrechetResult(
         name="fjd", value=value, n_real=ry.shape[0], n_gen=gy.shape[0], dim=d, cond_dim=rc.shape[1],
@@ -268,6 +255,7 @@ def _fjd(ry, rc, gy, gc, cond_scale, n_boot, seed, confidence, ref: GaussianStat
     )
 
 
+@limited_threads
 def conditional_frechet_distance(
     real_x: np.ndarray,
     real_c: np.ndarray,
@@ -294,15 +282,15 @@ def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | 
     d = ry.shape[1]
     if real is None:
         real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    if factor is None:
-        factor = covariance_factor(real.s_cond)
+    if factor is None:  # thin when the real set has fewer rows than dims: the regression residuals
+        factor = covariance_factor(real.s_cond, (ry - real.mu_y) - (rc - real.mu_x) @ real.a.T)
     sqrt_sxx = sqrtm_psd(real.s_xx)
-    gen_rows = np.hstack([gy, gc])
-    gen = _conditional(_moments(gen_rows) if gen_stats is None else gen_stats, d, rcond)
+    gen = _conditional(_moments(gy, gc) if gen_stats is None else gen_stats, d, rcond)
     parts = _cfid_parts(real, gen, factor, sqrt_sxx)
     value = parts.pop("value")
     interval, se = None, None
     if n_boot > 0:
+        gen_rows = np.hstack([gy, gc])
         rng = np.random.default_rng(seed)
         n = gen_rows.shape[0]
         vals = np.array([
@@ -317,186 +305,3 @@ def _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real: _Conditional | 
         interval=interval, confidence=confidence, n_boot=n_boot, seed=seed if n_boot > 0 else None, boot_se=se,
         details={**parts, "rcond": rcond, "cond_rank_real": real.rank, "cond_rank_gen": gen.rank},
     )
-
-
-# ---------------------------------------------------------------- permutation null
-
-
-class _TraceSqrtUpdate:
-    """tr sqrt(diag(lam) + W J W^T) for many thin W sharing ``lam`` and J (module docstring: the quadrature).
-
-    ``dense`` forces one eigensolve per call (the reference, and the faster path for wide W).
-    """
-
-    def __init__(self, lam: np.ndarray, j: np.ndarray, dense: bool | None = None):
-        self.lam = np.clip(lam, 0.0, None)
-        self.j = j
-        self.j_inv = np.linalg.inv(j)
-        self.base = float(np.sqrt(self.lam).sum())
-        r, dim = j.shape[0], lam.size
-        n_nodes = int(math.log(_QUAD_HI / _QUAD_LO) / _QUAD_STEP) + 1
-        lowrank_cost = 2 * n_nodes * dim * r * (r + 1) / 2
-        fits = dim * r * (r + 1) / 2 * 8 <= 256e6
-        self.dense = (lowrank_cost > 0.5 * dim**3 or not fits) if dense is None else dense
-        self.iu = np.triu_indices(r)
-
-    def __call__(self, w: np.ndarray) -> float:
-        if self.dense:
-            m = w @ self.j @ w.T
-            m[np.diag_indices_from(m)] += self.lam
-            ev = scipy.linalg.eigvalsh((m + m.T) / 2, driver="evr", check_finite=False)
-            return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
-        gram = w.T @ w
-        top = float(self.lam.max()) + float(scipy.linalg.eigvalsh(gram, check_finite=False)[-1])  # >= eig max of M
-        if not top > 0:
-            return 0.0
-        lo, hi = math.log(math.sqrt(top) * _QUAD_LO), math.log(math.sqrt(top) * _QUAD_HI)
-        t = np.exp(np.arange(lo, hi + _QUAD_STEP / 2, _QUAD_STEP))
-        g = 1.0 / (t[:, None] ** 2 + self.lam[None, :])  # (nodes, dim)
-        z = w[:, self.iu[0]] * w[:, self.iu[1]]  # (dim, r(r+1)/2): products w_i w_j^T, upper triangle
-        both = np.concatenate([g, g * g]) @ z
-        r, k = w.shape[1], t.size
-        full = np.empty((2 * k, r, r))
-        full[:, self.iu[0], self.iu[1]] = both
-        full[:, self.iu[1], self.iu[0]] = both
-        kmat, lmat = self.j_inv[None] + full[:k], full[k:]
-        tr = np.einsum("kii->k", np.linalg.solve(kmat, lmat))
-        tail = float(np.sum(self.j * gram)) / math.exp(hi)  # int_{t_hi}^inf of the leading 1/t^2 term
-        return self.base + (2.0 / math.pi) * (_QUAD_STEP * float(np.dot(t**3, tr)) + tail)
-
-
-class _JointNull:
-    """FJD and CFID of the generated set with its conditions re-paired by a permutation; the parts that do not
-    depend on the pairing are computed once (module docstring)."""
-
-    def __init__(self, ref_fjd: GaussianStats, alpha: float, real: _Conditional, gy, gc, rcond: float,
-                 dense: bool | None = None, real_factor: np.ndarray | None = None,
-                 gen_stats: GaussianStats | None = None):
-        d, dc = gy.shape[1], gc.shape[1]
-        n = gy.shape[0]
-        self.d, self.alpha = d, alpha
-        gstats = _moments(np.hstack([gy, gc])) if gen_stats is None else gen_stats
-        self.yc = gy - gstats.mu[:d]
-        self.xc = gc - gstats.mu[d:]
-        self.scale = 1.0 / (n - 1)
-        # FJD: S_g = blockdiag(S_yy, a^2 S_xx) + [[0, a C], [a C^T, 0]] seen through the real joint sqrt F.
-        f = ref_fjd.sqrt()
-        s0 = np.zeros_like(gstats.sigma)
-        s0[:d, :d] = gstats.sigma[:d, :d]
-        s0[d:, d:] = alpha**2 * gstats.sigma[d:, d:]
-        lam, q = scipy.linalg.eigh(f.T @ s0 @ f, driver="evr", check_finite=False)
-        fq = f @ q
-        self.fjd_fq_top = fq[:d].T * alpha  # (D, d): W1 = a (F Q)[:d]^T C
-        self.fjd_w2 = np.ascontiguousarray(fq[d:].T)  # (D, dc), fixed
-        eye = np.eye(dc)
-        self.fjd_trace = _TraceSqrtUpdate(lam, np.block([[np.zeros((dc, dc)), eye], [eye, np.zeros((dc, dc))]]),
-                                          dense)
-        gsc = _scaled(gstats, d, alpha)
-        diff = ref_fjd.mu - gsc.mu
-        self.fjd_const = float(diff @ diff + np.trace(ref_fjd.sigma) + np.trace(gsc.sigma))
-        # CFID: S_g|x = S_yy - U U^T with U = C (S_xx^+)^1/2, seen through the real conditional factor F.
-        gen = _conditional(gstats, d, rcond)
-        self.real, self.gen = real, gen
-        self.sqrt_sxx = sqrtm_psd(real.s_xx)
-        fc = covariance_factor(real.s_cond) if real_factor is None else real_factor
-        lam_c, q_c = scipy.linalg.eigh(fc.T @ gen.s_yy @ fc, driver="evr", check_finite=False)
-        self.cfid_fq = (fc @ q_c).T  # (d, d): W = (F Q)^T U
-        self.cfid_trace = _TraceSqrtUpdate(lam_c, -np.eye(dc), dense)
-        self.cfid_const = float(np.trace(real.s_cond) + np.trace(gen.s_yy))
-        self.dmu_y = real.mu_y - gen.mu_y
-        self.dmu_x = real.mu_x - gen.mu_x
-
-    def __call__(self, perm: np.ndarray | None) -> tuple[float, float]:
-        xp = self.xc if perm is None else self.xc[perm]
-        c = (self.yc.T @ xp) * self.scale  # permuted S_yx of the generated set
-        w = np.hstack([self.fjd_fq_top @ c, self.fjd_w2])
-        fjd = self.fjd_const - 2.0 * self.fjd_trace(w)
-        a_g = c @ self.gen.p
-        delta = self.dmu_y - a_g @ self.dmu_x
-        reg = float(np.sum(((self.real.a - a_g) @ self.sqrt_sxx) ** 2))
-        u = c @ self.gen.p_half
-        cov = self.cfid_const - float(np.sum(u * u)) - 2.0 * self.cfid_trace(self.cfid_fq @ u)
-        return fjd, float(delta @ delta) + reg + cov
-
-
-def joint_conditioning_tests(
-    real_x: np.ndarray,
-    real_c: np.ndarray,
-    gen_x: np.ndarray,
-    gen_c: np.ndarray,
-    *,
-    n_permutations: int = 200,
-    n_boot: int = 50,
-    cond_scale: float | None = None,
-    rcond: float = RCOND,
-    seed: int = 0,
-    confidence: float = 0.95,
-    allow_singular: bool = False,
-) -> dict[str, TestResult]:
-    """Permutation tests of FJD and CFID against "the generator ignores its condition": keys "fjd", "cfid".
-
-    The null shuffles which condition belongs to which generated cover (real set fixed); lower distance is
-    better, so effect = null mean - value, p = (1 + #{null <= observed}) / (1 + B) (``permutation_p``,
-    alternative "less"), margin = ``MARGIN_SHARE`` (5 %) of the null mean. ``interval`` is the value's own
-    bootstrap interval (``n_boot`` generated-pair resamples, bias-shifted so it contains the value);
-    ``effect_interval`` is null mean minus that interval (the null mean is held fixed), or, with n_boot = 0,
-    the effect plus/minus the null's own 95 % spread. ``details`` carries the distance's parts and the null's
-    quantiles. Cost: module docstring.
-    """
-    ry, rc, gy, gc = _check_pairs(real_x, real_c, gen_x, gen_c, allow_singular)
-    if n_permutations < 1:
-        raise UserError(f"n_permutations must be at least 1, got {n_permutations}")
-    d = ry.shape[1]
-    alpha = condition_scale(ry, rc) if cond_scale is None else float(cond_scale)
-    ref = _moments(np.hstack([ry, alpha * rc]))
-    real = _conditional(_moments(np.hstack([ry, rc])), d, rcond)
-    factor = covariance_factor(real.s_cond)
-    gen_stats = _moments(np.hstack([gy, gc]))
-    fjd = _fjd(ry, rc, gy, gc, alpha, n_boot, seed, confidence, ref=ref)
-    cfid = _cfid(ry, rc, gy, gc, rcond, n_boot, seed, confidence, real=real, factor=factor, gen_stats=gen_stats)
-    if cond_scale is None:
-        fjd.details["cond_scale_from"] = "real set"
-    null = _JointNull(ref, alpha, real, gy, gc, rcond, real_factor=factor, gen_stats=gen_stats)
-    observed = null(None)  # same numerical path as the null draws
-    rng = np.random.default_rng(seed)
-    draws = [null(p) for chunk in permutation_chunks(gy.shape[0], n_permutations, rng) for p in chunk]
-    null_vals = np.array(draws).reshape(-1, 2)
-    out: dict[str, TestResult] = {}
-    for i, res in enumerate((fjd, cfid)):
-        nv = null_vals[:, i]
-        null_mean = float(nv.mean())
-        effect = null_mean - res.value
-        q = (1.0 - confidence) / 2.0
-        n_lo, n_hi = (float(v) for v in np.quantile(nv, [q, 1.0 - q]))
-        if res.interval is not None:
-            eff_int = (null_mean - res.interval[1], null_mean - res.interval[0])
-        else:
-            eff_int = (effect - (n_hi - null_mean), effect + (null_mean - n_lo))
-        out[res.name] = TestResult(
-            name={"fjd": "frechet_joint_distance", "cfid": "conditional_frechet_distance"}[res.name],
-            value=res.value,
-            n=res.n_gen,
-            chance=null_mean,
-            interval=res.interval,
-            p_value=permutation_p(observed[i], nv, alternative="less"),
-            null_mean=null_mean,
-            effect=effect,
-            effect_interval=eff_int,
-            margin=MARGIN_SHARE * null_mean,
-            n_permutations=n_permutations,
-            seed=seed,
-            details={
-                **res.details,
-                "lower_is_better": True,
-                "n_real": res.n_real,
-                "dim": res.dim,
-                "cond_dim": res.cond_dim,
-                "n_boot": res.n_boot,
-                "boot_se": res.boot_se,
-                "null_interval": (n_lo, n_hi),
-                "null_sd": float(nv.std(ddof=1)) if nv.size > 1 else 0.0,
-                "observed_on_null_path": float(observed[i]),
-                "margin_rule": f"{MARGIN_SHARE:.0%} of the null mean",
-            },
-        )
-    return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
+from metrics.threads import fit_thread_limit
+
 from .stats import (
     TestResult,
     bias_shifted_interval,
@@ -17,10 +19,9 @@ from .stats import (
     check_features,
     check_labels,
     contingency,
-    contingency_stack,
     n_classes_of,
-    permutation_chunks,
     permutation_p,
+    permutation_tables,
     table_scores,
 )
 
@@ -30,14 +31,14 @@ MARGIN_SHARE = 0.10
 
 def _clusters(x: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
     x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-12)
-    return KMeans(k, n_init=n_init, random_state=seed).fit_predict(x).astype(np.int64)
+    with fit_thread_limit():
+        return KMeans(k, n_init=n_init, random_state=seed).fit_predict(x).astype(np.int64)
 
 
 def _null_nmi(clusters: np.ndarray, labels: np.ndarray, k: int, n_perm: int, rng: np.random.Generator):
-    out = []
-    for perm in permutation_chunks(labels.size, n_perm, rng, width=4):
-        out.append(table_scores(contingency_stack(clusters, labels[perm], k, k))["nmi"])
-    return np.concatenate(out) if out else np.empty(0)
+    """NMI of the clusters against shuffled labels: the shuffled tables drawn directly (``permutation_tables``)."""
+    tables = permutation_tables(np.bincount(clusters, minlength=k), np.bincount(labels, minlength=k), n_perm, rng)
+    return table_scores(tables)["nmi"]
 
 
 def cluster_purity(

@@ -14,13 +14,13 @@ the ceiling, what a generator that reproduces real covers of its tracks would sc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from core.errors import UserError
 
+from .ridge import ConditionRegressor
 from .stats import TestResult, check_features, permutation_chunks, permutation_p, wilson_interval
 
 RIDGE_ALPHAS = np.logspace(-2, 4, 7)
@@ -47,6 +47,35 @@ def _candidates(
         rows = remap[truth] >= 0
         cand, truth, gx = cand[keep], remap[truth][rows], gx[rows]
     return cand, truth, gx
+
+
+@dataclass
+class FittedRegressor:
+    """The ridge map from image features to standardised condition vectors, with the standardisation."""
+
+    model: ConditionRegressor
+    c_mean: np.ndarray
+    c_std: np.ndarray
+    n_train: int
+
+
+def _training_rows(n: int, max_train: int, rng: np.random.Generator) -> np.ndarray | None:
+    return np.sort(rng.choice(n, max_train, replace=False)) if n > max_train else None
+
+
+def fit_condition_regressor(train_features: np.ndarray, train_conditions: np.ndarray, *, max_train: int = 20000,
+                            seed: int = 0, rng: np.random.Generator | None = None) -> FittedRegressor:
+    """Fit the retrieval's regressor on (a seeded subset of at most ``max_train``) real training pairs."""
+    tx = check_features(train_features, "real training features", min_rows=3)
+    tc = check_features(train_conditions, "real training conditions")
+    if tc.shape[0] != tx.shape[0]:
+        raise UserError("features and condition vectors must have the same number of rows")
+    sub = _training_rows(tx.shape[0], max_train, np.random.default_rng(seed) if rng is None else rng)
+    if sub is not None:
+        tx, tc = tx[sub], tc[sub]
+    c_mean, c_std = tc.mean(axis=0), tc.std(axis=0) + 1e-12
+    model = ConditionRegressor(RIDGE_ALPHAS).fit(tx, (tc - c_mean) / c_std)
+    return FittedRegressor(model=model, c_mean=c_mean, c_std=c_std, n_train=int(tx.shape[0]))
 
 
 def rank_matrix(pred: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -76,7 +105,7 @@ def condition_retrieval(
     train_features: np.ndarray, train_conditions: np.ndarray,
     gen_features: np.ndarray, gen_conditions: np.ndarray,
     *, max_candidates: int = 1000, max_train: int = 20000, n_permutations: int = 2000, seed: int = 0,
-    top: int = 5,
+    top: int = 5, regressor: FittedRegressor | None = None,
 ) -> TestResult:
     """Mean rank score of each query cover's own condition (value; chance 0.5), with top-1, top-``top`` and the
     median rank in ``details``, each against the shuffled-condition null.
@@ -84,6 +113,8 @@ def condition_retrieval(
     Candidates are the distinct query conditions (at most ``max_candidates``, a seeded subset; only covers whose
     condition is a candidate are scored). effect = value - null mean; margin = RANK_SCORE_MARGIN. The regressor
     sees at most ``max_train`` training pairs (a seeded subset): ridge needs no more, and its cost grows with n d^2.
+    ``regressor``: :func:`fit_condition_regressor` of the same training pairs, max_train and seed, fit once for
+    callers that score several sets (generated covers and the real-cover ceiling); the results are the same.
     """
     tx = check_features(train_features, "real training features", min_rows=3)
     tc = check_features(train_conditions, "real training conditions")
@@ -94,15 +125,14 @@ def condition_retrieval(
     if tc.shape[1] != gc.shape[1]:
         raise UserError(f"condition vectors differ in width: train {tc.shape[1]}, queries {gc.shape[1]}")
     rng = np.random.default_rng(seed)
-    if tx.shape[0] > max_train:
-        sub = np.sort(rng.choice(tx.shape[0], max_train, replace=False))
-        tx, tc = tx[sub], tc[sub]
+    if regressor is None:
+        regressor = fit_condition_regressor(tx, tc, max_train=max_train, rng=rng)
+    else:
+        _training_rows(tx.shape[0], max_train, rng)  # the same draws as a fit here, so the rest of the stream is too
     cand, truth, gx = _candidates(gc, gx, max_candidates, rng)
     m, n = cand.shape[0], truth.size
     top = min(top, m)
-
-    c_mean, c_std = tc.mean(axis=0), tc.std(axis=0) + 1e-12
-    reg = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS)).fit(tx, (tc - c_mean) / c_std)
+    reg, c_mean, c_std, n_train = regressor.model, regressor.c_mean, regressor.c_std, regressor.n_train
     ranks = rank_matrix(_unit(reg.predict(gx).reshape(n, -1)), _unit((cand - c_mean) / c_std))
     rows = np.arange(n)
     observed = _scores(ranks[rows, truth], m, top)
@@ -127,8 +157,8 @@ def condition_retrieval(
         median_rank_chance=(m + 1) / 2,
         median_rank_p_value=permutation_p(float(observed["median_rank"]), nulls["median_rank"], "less"),
         median_rank_null_mean=float(nulls["median_rank"].mean()),
-        ridge_alpha=float(reg[-1].alpha_),
-        n_train=int(tx.shape[0]),
+        ridge_alpha=float(reg.alpha_),
+        n_train=n_train,
     )
     return TestResult(
         name="condition_retrieval",

@@ -13,15 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from metrics.distribution.basis import DEFAULT_COMPONENTS
+
 from .accuracy import conditional_accuracy
 from .cas import classification_accuracy_score
 from .classifier import ConditionClassifier
-from .frechet import joint_conditioning_tests
+from .joint_tests import joint_conditioning_tests
 from .purity import cluster_purity
-from .retrieval import condition_retrieval
+from .retrieval import FittedRegressor, condition_retrieval, fit_condition_regressor
 from .sensitivity import condition_sensitivity
-from .stats import TestResult
+from .stats import SequentialRule, TestResult
 from .verdict import ALPHA, PRIMARY_CONTINUOUS
+
+SEQUENTIAL_HITS = 10  # Besag-Clifford: stop once this many null draws reach the observed statistic
 
 
 @dataclass
@@ -46,10 +50,20 @@ class ConditioningData:
 
 @dataclass(frozen=True)
 class SuiteSettings:
+    """How many draws the nulls take, and where the joint tests' batched null runs.
+
+    ``joint_permutations``: the first stage of the FJD/CFID sequential null (``joint_tests``);
+    ``joint_components``: the most principal components of its reduced basis; ``device``: None picks a GPU when
+    present (``core.devices``); ``exact``: the reference paths (full-space joint null, fixed permutation counts).
+    """
+
     n_permutations: int = 2000
     seed: int = 0
-    joint_permutations: int = 200  # each FJD/CFID permutation costs a low-rank trace update
-    joint_bootstrap: int = 50  # each FJD/CFID bootstrap replicate costs full eigensolves
+    joint_permutations: int = 200
+    joint_bootstrap: int = 50
+    joint_components: int = DEFAULT_COMPONENTS
+    device: str | None = None
+    exact: bool = False
 
 
 def class_tests(
@@ -82,17 +96,22 @@ def class_tests(
     return {"accuracy": acc, "cas": cas_result, "purity": pur}
 
 
-def retrieval_ceiling(d: ConditioningData, s: SuiteSettings) -> TestResult:
+def retrieval_ceiling(d: ConditioningData, s: SuiteSettings, *, regressor: FittedRegressor | None = None
+                      ) -> TestResult:
     """The retrieval measure on the real test covers: what reproducing real covers of the tracks would score."""
-    return condition_retrieval(d.train_x, d.train_c, d.test_x, d.test_c, n_permutations=s.n_permutations, seed=s.seed)
+    return condition_retrieval(d.train_x, d.train_c, d.test_x, d.test_c, n_permutations=s.n_permutations, seed=s.seed,
+                               regressor=regressor)
 
 
 def retrieval_test(d: ConditioningData, s: SuiteSettings, *, ceiling: TestResult | None = None) -> TestResult:
     """Retrieval of each generated cover's own condition, with the same measure on real test covers as ceiling
-    (``ceiling``: :func:`retrieval_ceiling` computed once, for callers judging many generated sets)."""
-    r = condition_retrieval(d.train_x, d.train_c, d.gen_x, d.gen_c, n_permutations=s.n_permutations, seed=s.seed)
+    (``ceiling``: :func:`retrieval_ceiling` computed once, for callers judging many generated sets). The ridge
+    map is fit once for both (the same training pairs give the same map)."""
+    reg = fit_condition_regressor(d.train_x, d.train_c, seed=s.seed)
+    r = condition_retrieval(d.train_x, d.train_c, d.gen_x, d.gen_c, n_permutations=s.n_permutations, seed=s.seed,
+                            regressor=reg)
     if ceiling is None:
-        ceiling = retrieval_ceiling(d, s)
+        ceiling = retrieval_ceiling(d, s, regressor=reg)
     r.details["ceiling"] = ceiling.value
     r.details["ceiling_interval"] = ceiling.interval
     r.details["ceiling_p_value"] = ceiling.p_value
@@ -106,21 +125,31 @@ def retrieval_test(d: ConditioningData, s: SuiteSettings, *, ceiling: TestResult
 def joint_tests(d: ConditioningData, s: SuiteSettings) -> dict[str, TestResult]:
     """FJD and CFID of the generated (cover, condition) pairs against the real test pairs.
 
-    Permutations are sequential: ``joint_permutations`` first, and only when the observed distance beats every
-    one of them (p at its floor 1/(B+1)) a fresh run with ``holm_permutations(...)``, enough for the p-value to
-    pass Holm across the whole continuous family. Still a valid p-value: below the first run's second-smallest
-    value only the fresh run can report it, and above it the first run's p stands.
+    The null is sequential (``stats.SequentialRule``): ``joint_permutations`` draws first; when fewer than
+    ``SEQUENTIAL_HITS`` of them reach the observed distance it goes on, up to ``holm_permutations(...)`` draws in
+    all, enough for the smallest p-value, 1/(B+1), to pass Holm across the whole continuous family, and stops
+    as soon as that many draws have reached it (Besag-Clifford). ``s.exact``: the reference path, which reran a
+    fresh ``holm_permutations`` null whenever the first stage's p sat at its floor.
     """
+    enough = holm_permutations(len(PRIMARY_CONTINUOUS))
+    if s.exact:
+        return _joint_tests_exact(d, s, enough)
+    rule = SequentialRule(first=s.joint_permutations, most=max(enough, s.joint_permutations), hits=SEQUENTIAL_HITS)
+    return joint_conditioning_tests(
+        d.test_x, d.test_c, d.gen_x, d.gen_c, n_boot=s.joint_bootstrap, seed=s.seed, allow_singular=True,
+        sequential=rule, max_components=s.joint_components, device=s.device,
+    )
 
+
+def _joint_tests_exact(d: ConditioningData, s: SuiteSettings, enough: int) -> dict[str, TestResult]:
     def run(n_permutations: int) -> dict[str, TestResult]:
         return joint_conditioning_tests(
             d.test_x, d.test_c, d.gen_x, d.gen_c, n_permutations=n_permutations, n_boot=s.joint_bootstrap,
-            seed=s.seed, allow_singular=True,
+            seed=s.seed, allow_singular=True, exact=True,
         )
 
     results = run(s.joint_permutations)
     floor = 1.0 / (s.joint_permutations + 1)
-    enough = holm_permutations(len(PRIMARY_CONTINUOUS))
     if s.joint_permutations < enough and any(r.p_value <= floor * (1 + 1e-9) for r in results.values()):
         results = run(enough)
     return results

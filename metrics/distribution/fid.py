@@ -18,6 +18,10 @@ import numpy as np
 import scipy.linalg
 
 from core.errors import UserError
+from metrics.distribution.basis import ReducedBasis, basis_from_moments
+from metrics.threads import fit_thread_limit
+
+BOOT_COMPONENTS = 128  # bootstrap replicates of wider features run in this many principal components (BENCHMARKS.md)
 
 
 @dataclass
@@ -52,6 +56,7 @@ class FIDResult:
     n_boot: int = 0
     seed: int | None = None
     boot_se: float | None = None
+    boot_basis: dict | None = None  # the replicates' reduced basis (components, dim, variance share), if any
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -97,11 +102,26 @@ def feature_stats(features: np.ndarray, name: str = "features", allow_singular: 
     """Mean and unbiased covariance (n - 1, as clean-fid and torchmetrics) in float64."""
     x = check_features(features, name)
     check_covariance_size(x.shape[0], x.shape[1], name, allow_singular)
-    x = x.astype(np.float64, copy=False)
-    mu = x.mean(axis=0)
-    xc = x - mu
-    sigma = xc.T @ xc / (x.shape[0] - 1)
-    return GaussianStats(mu=mu, sigma=(sigma + sigma.T) / 2, n=int(x.shape[0]))
+    return block_moments([x])
+
+
+MOMENT_ROWS = 8192  # rows per block of the covariance sums: float64 copies stay at a block, never the whole set
+
+
+def block_moments(blocks: list[np.ndarray], scales: list[float] | None = None) -> GaussianStats:
+    """Mean and unbiased covariance (n - 1) in float64 of the rows [s_1 b_1, s_2 b_2, ...]: column blocks side by
+    side, each scaled, summed over ``MOMENT_ROWS`` rows at a time. At 50,000 x 2,048 float32 features this keeps
+    ~130 MB of float64 in flight instead of the 1.6 GB of a converted and a centred copy."""
+    scales = [1.0] * len(blocks) if scales is None else scales
+    n = blocks[0].shape[0]
+    mu = np.concatenate([np.asarray(b).mean(axis=0, dtype=np.float64) * s for b, s in zip(blocks, scales, strict=True)])
+    sigma = np.zeros((mu.size, mu.size))
+    for start in range(0, n, MOMENT_ROWS):
+        rows = np.hstack([np.asarray(b[start : start + MOMENT_ROWS], dtype=np.float64) * s
+                          for b, s in zip(blocks, scales, strict=True)]) - mu
+        sigma += rows.T @ rows
+    sigma /= n - 1
+    return GaussianStats(mu=mu, sigma=(sigma + sigma.T) / 2, n=int(n))
 
 
 def sqrtm_psd(sigma: np.ndarray) -> np.ndarray:
@@ -112,11 +132,16 @@ def sqrtm_psd(sigma: np.ndarray) -> np.ndarray:
     return (r + r.T) / 2
 
 
-def covariance_factor(sigma: np.ndarray) -> np.ndarray:
+def covariance_factor(sigma: np.ndarray, centred_rows: np.ndarray | None = None) -> np.ndarray:
     """F with S = F F^T: the Cholesky factor (about 10x cheaper than eigh), else the symmetric square root.
 
-    Cholesky fails on a singular covariance (fewer samples than dimensions); the eigh route handles those.
+    Cholesky fails on a singular covariance (fewer samples than dimensions); the eigh route handles those. Given
+    the ``centred_rows`` R (n x d) with S = R^T R / (n - 1) and fewer rows than dimensions, the thin factor
+    R^T / sqrt(n - 1) (d x n) instead: exact, no eigensolve, and F^T S2 F in :func:`trace_sqrt_product` is then
+    n x n (an 800-row reference at d = 2048: an 800-d eigensolve instead of a 2,048-d square root and product).
     """
+    if centred_rows is not None and 1 < centred_rows.shape[0] < sigma.shape[0]:
+        return np.ascontiguousarray(centred_rows.T) / np.sqrt(centred_rows.shape[0] - 1)
     try:
         return scipy.linalg.cholesky(sigma, lower=True, check_finite=False)
     except np.linalg.LinAlgError:
@@ -126,7 +151,8 @@ def covariance_factor(sigma: np.ndarray) -> np.ndarray:
 def trace_sqrt_product(factor1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr sqrt(S1 S2) = sum sqrt(eig(F^T S2 F)) for any F with S1 = F F^T (S1 S2 is similar to F^T S2 F).
 
-    F is sqrt(S1) (symmetric) or S1's Cholesky factor; values only, float64.
+    F is sqrt(S1) (symmetric), S1's Cholesky factor, or a thin d x n factor (the nonzero eigenvalues agree);
+    values only, float64.
     """
     a = np.asarray(factor1, dtype=np.float64)
     m = a.T @ np.asarray(sigma2, dtype=np.float64) @ a
@@ -159,13 +185,20 @@ def fid_from_stats(ref: GaussianStats, gen: GaussianStats) -> float:
     return frechet_distance(ref.mu, ref.sigma, gen.mu, gen.sigma, sqrt_sigma1=ref.sqrt())
 
 
-def bootstrap_replicates(ref: GaussianStats, gen_x: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_replicates(
+    ref: GaussianStats, gen_x: np.ndarray, n_boot: int, seed: int, *, max_components: int | None = None,
+    gen_stats: GaussianStats | None = None,
+) -> np.ndarray:
     """FID of ``n_boot`` resamples (with replacement) of the generated rows; the reference is held fixed.
 
     Each replicate needs only the generated covariance seen through A = sqrt(S_ref): with y_i = A (x_i - m),
     A S_b A = (sum w_i y_i y_i^T - n A d d^T A) / (n - 1), where w are the resampling counts and d the shift of
     the resampled mean; so one product over the resampled rows and one values-only eigensolve per replicate.
+    ``max_components``: with more dims than that, the replicates are the FID of the projections onto the pooled
+    sets' leading principal components (``reduced_for_bootstrap``; exact when they hold all the variance).
     """
+    if max_components is not None and ref.dim > max_components:
+        ref, gen_x, _ = reduced_for_bootstrap(ref, gen_x, max_components, gen_stats)
     a = ref.sqrt()
     n = gen_x.shape[0]
     m = gen_x.mean(axis=0)
@@ -192,6 +225,33 @@ def bootstrap_replicates(ref: GaussianStats, gen_x: np.ndarray, n_boot: int, see
     return vals
 
 
+def reduced_for_bootstrap(
+    ref: GaussianStats, gen_x: np.ndarray, max_components: int, gen_stats: GaussianStats | None = None,
+) -> tuple[GaussianStats, np.ndarray, ReducedBasis]:
+    """The reference statistics and the generated rows projected onto the leading ``max_components`` principal
+    components of both sets pooled (``metrics.distribution.basis``), and that basis."""
+    gen_stats = feature_stats(gen_x, allow_singular=True) if gen_stats is None else gen_stats
+    g = gen_stats
+    basis = basis_from_moments(ref.mu, (ref.n - 1) * ref.sigma, ref.n, g.mu, (g.n - 1) * g.sigma, g.n, max_components)
+    if basis.p is None:
+        return ref, gen_x, basis
+    p = basis.p
+    sigma = p.T @ ref.sigma @ p
+    return GaussianStats(mu=ref.mu @ p, sigma=(sigma + sigma.T) / 2, n=ref.n), gen_x @ p, basis
+
+
+def _value_and_replicates(ref: GaussianStats, g: np.ndarray, gen_stats: GaussianStats, n_boot: int, seed: int,
+                          boot_components: int | None) -> tuple[float, np.ndarray, dict | None]:
+    value = fid_from_stats(ref, gen_stats)
+    if n_boot <= 0:
+        return value, np.empty(0), None
+    ref_b, gen_b, boot_basis = ref, g.astype(np.float64, copy=False), None
+    if boot_components is not None and ref.dim > boot_components:
+        ref_b, gen_b, basis = reduced_for_bootstrap(ref, gen_b, boot_components, gen_stats)
+        boot_basis = basis.to_dict()
+    return value, bootstrap_replicates(ref_b, gen_b, n_boot, seed), boot_basis
+
+
 def fid(
     real: np.ndarray | GaussianStats,
     gen: np.ndarray,
@@ -200,11 +260,15 @@ def fid(
     seed: int = 0,
     confidence: float = 0.95,
     allow_singular: bool = False,
+    boot_components: int | None = BOOT_COMPONENTS,
 ) -> FIDResult:
     """FID between real features (or their cached ``GaussianStats``) and generated features.
 
     ``n_boot`` > 0 adds a bootstrap percentile interval over the generated set; the reference statistics (and
-    their square root) are reused, so each replicate costs about one FID.
+    their square root) are reused, so each replicate costs about one FID. Features wider than
+    ``boot_components`` (None: never) are resampled in the pooled sets' leading principal components
+    (``reduced_for_bootstrap``): the interval is then the value plus the projected FID's bootstrap spread, and
+    ``boot_basis`` says how many components held which share of the variance.
     """
     if isinstance(real, GaussianStats):
         check_covariance_size(real.n, real.dim, "real features", allow_singular)
@@ -214,11 +278,11 @@ def fid(
     g = check_features(gen, "generated features")
     if g.shape[1] != ref.dim:
         raise UserError(f"FID: real features are {ref.dim}-d but generated features are {g.shape[1]}-d")
-    gen_stats = feature_stats(g, "generated features", allow_singular)
-    value = fid_from_stats(ref, gen_stats)
+    gen_stats = feature_stats(g, "generated features", allow_singular)  # the big product: every thread
+    with fit_thread_limit():  # eigensolves and many small products (``metrics.threads``)
+        value, vals, boot_basis = _value_and_replicates(ref, g, gen_stats, n_boot, seed, boot_components)
     interval, se = None, None
     if n_boot > 0:
-        vals = bootstrap_replicates(ref, g.astype(np.float64, copy=False), n_boot, seed)
         # Resampling with replacement repeats rows, which inflates every replicate (FID is biased upward by
         # ~1/n); the raw percentiles can then miss the value itself. Shift them by the bootstrap's own bias so
         # the interval shows the sampling spread of FID at this n around the reported value.
@@ -236,4 +300,5 @@ def fid(
         n_boot=n_boot,
         seed=seed if n_boot > 0 else None,
         boot_se=se,
+        boot_basis=boot_basis,
     )

@@ -2,6 +2,11 @@
 
 k(x, y) = (x.y / d + 1)^3. Unlike FID it has an unbiased estimator, so it is comparable across sample sizes;
 the subsets bound the cost (m x m kernels) and their spread shows the estimator's noise at subset size m.
+
+Two ways to the same subset sums, whichever costs fewer flops: each subset's three m x m kernels (S m^2 d in all),
+or every kernel entry once, streamed in blocks, each block's entries added to every subset holding both rows
+(c_s^T K c_s with c_s the subset's row counts; (n_g + n_r)^2 d / 2 in all). With many subsets of a few thousand
+samples (the gpu preset: 100 subsets of 1,000 at n = 10,000) the second is ~3x cheaper; memory stays at blocks.
 """
 
 from __future__ import annotations
@@ -44,6 +49,47 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
 
 
+def _per_subset_cost(pairs, d: int) -> float:
+    """Multiply-adds of three m x m kernels per subset (plus the cube of each entry)."""
+    return float(sum(3 * len(gi) ** 2 for gi, _ in pairs)) * (d + 4)
+
+
+def _shared_cost(n_gen: int, n_real: int, pairs, d: int) -> float:
+    """Each kernel entry once (d + cube), and added into every subset (S per entry)."""
+    return (n_gen + n_real) ** 2 / 2 * (d + 4 + len(pairs))
+
+
+def _kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def _block_sums(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray, same: bool, block: int) -> np.ndarray:
+    """sum_{i,j} ca[s, i] k(a_i, b_j) cb[s, j] for every subset s, the kernel streamed in blocks (once per
+    unordered pair of blocks when ``same``)."""
+    out = np.zeros(ca.shape[0])
+    for i in range(0, a.shape[0], block):
+        rows = slice(i, i + block)
+        for j in range(i if same else 0, b.shape[0], block):
+            cols = slice(j, j + block)
+            part = ((ca[:, rows] @ _kernel(a[rows], b[cols])) * cb[:, cols]).sum(axis=1)
+            out += 2.0 * part if same and j != i else part
+    return out
+
+
+def _mmd2_shared(g: np.ndarray, r: np.ndarray, pairs, block: int = 1024) -> np.ndarray:
+    """Every subset's unbiased MMD^2 from kernel entries computed once (module docstring)."""
+    cg = np.zeros((len(pairs), g.shape[0]))
+    cr = np.zeros((len(pairs), r.shape[0]))
+    for s, (gi, ri) in enumerate(pairs):
+        np.add.at(cg[s], gi, 1.0)
+        np.add.at(cr[s], ri, 1.0)
+    dg = (np.einsum("ij,ij->i", g, g) / g.shape[1] + 1.0) ** 3  # k(x_i, x_i): the diagonal left out
+    dr = (np.einsum("ij,ij->i", r, r) / r.shape[1] + 1.0) ** 3
+    m = np.array([len(gi) for gi, _ in pairs], dtype=np.float64)
+    within = _block_sums(g, g, cg, cg, True, block) - cg @ dg + _block_sums(r, r, cr, cr, True, block) - cr @ dr
+    return within / (m * (m - 1)) - 2.0 * _block_sums(g, r, cg, cr, False, block) / (m * m)
+
+
 def draw_subsets(
     n_real: int, n_gen: int, num_subsets: int, subset_size: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -83,13 +129,14 @@ def kid(
         used_seed = None
     if len(subsets) == 0:
         raise UserError("KID: no subsets")
-    vals = []
-    for gi, ri in subsets:
-        gi, ri = np.asarray(gi), np.asarray(ri)
+    pairs = [(np.asarray(gi), np.asarray(ri)) for gi, ri in subsets]
+    for gi, ri in pairs:
         if len(gi) != len(ri) or len(gi) < 2:
             raise UserError("KID: each subset pair needs two equal-length index arrays of at least 2")
-        vals.append(mmd2_unbiased(g[gi], r[ri]))
-    v = np.asarray(vals)
+    if _shared_cost(g.shape[0], r.shape[0], pairs, g.shape[1]) < _per_subset_cost(pairs, g.shape[1]):
+        v = _mmd2_shared(g, r, pairs)
+    else:
+        v = np.asarray([mmd2_unbiased(g[gi], r[ri]) for gi, ri in pairs])
     lo, hi = np.quantile(v, [0.025, 0.975])
     return KIDResult(
         value=float(v.mean()),

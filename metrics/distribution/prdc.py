@@ -3,7 +3,8 @@
 Each sample gets a ball whose radius is the distance to its k-th nearest neighbour in its own set. Precision:
 share of generated samples inside some real ball; recall: share of real samples inside some generated ball;
 density: mean number of real balls holding a generated sample, over k; coverage: share of real balls holding
-at least one generated sample. Distances are computed in row chunks, so 10k x 10k never needs the full matrix.
+at least one generated sample. Distances are computed in blocks, so 10k x 10k never needs the full matrix; the
+within-set radii take each pair once (half the distances) and both k from one pass.
 """
 
 from __future__ import annotations
@@ -38,19 +39,37 @@ def _dist(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tens
     return d2.clamp_min_(0.0).sqrt_()
 
 
-def knn_radii(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
-    """Distance from each row to its k-th nearest other row (the row itself counts as distance 0)."""
-    n = x.shape[0]
-    if n <= k:
-        raise UserError(f"k-NN radii need more than k={k} samples, got {n}")
+def knn_radii(x: torch.Tensor, k: int | list[int], chunk: int = 1024) -> torch.Tensor | dict[int, torch.Tensor]:
+    """Distance from each row to its k-th nearest other row (the row itself counts as distance 0).
+
+    ``k`` a list: every radius from the same pass, as {k: radii}. Distances are computed once per pair of row
+    blocks (the upper triangle of the block grid, each block also read transposed), so the cost is half of n^2 d
+    and memory stays at a few chunk x chunk blocks plus n x (k + 1) running nearest distances.
+    """
+    ks = [k] if isinstance(k, int) else sorted(set(k))
+    n, top = x.shape[0], max(ks) + 1
+    if n <= max(ks):
+        raise UserError(f"k-NN radii need more than k={max(ks)} samples, got {n}")
     sq = (x * x).sum(1)
-    out = torch.empty(n, dtype=x.dtype, device=x.device)
+    best = torch.full((n, top), float("inf"), dtype=x.dtype, device=x.device)
     for s in range(0, n, chunk):
-        d = _dist(x[s : s + chunk], x, sq[s : s + chunk], sq)
-        idx = torch.arange(s, min(s + chunk, n), device=x.device)
-        d[idx - s, idx] = 0.0
-        out[s : s + chunk] = torch.kthvalue(d, k + 1, dim=1).values
-    return out
+        rows = slice(s, min(s + chunk, n))
+        for t in range(s, n, chunk):
+            cols = slice(t, min(t + chunk, n))
+            d = _dist(x[rows], x[cols], sq[rows], sq[cols])
+            if t == s:
+                d.fill_diagonal_(0.0)
+            best[rows] = _smallest(best[rows], d, top)
+            if t != s:
+                best[cols] = _smallest(best[cols], d.T, top)
+    out = {kk: best[:, kk].contiguous() for kk in ks}  # sorted ascending: column kk is the (kk+1)-th smallest
+    return out[k] if isinstance(k, int) else out
+
+
+def _smallest(best: torch.Tensor, d: torch.Tensor, top: int) -> torch.Tensor:
+    """The ``top`` smallest of each row of [best, d], ascending."""
+    both = torch.cat([best, d], dim=1)
+    return torch.topk(both, min(top, both.shape[1]), dim=1, largest=False, sorted=True).values
 
 
 def prdc(
@@ -70,8 +89,7 @@ def prdc(
     dev = torch.device(device) if device is not None else torch.device("cpu")
     r = torch.as_tensor(np.asarray(r_np, dtype=np.float64), device=dev)
     g = torch.as_tensor(np.asarray(g_np, dtype=np.float64), device=dev)
-    ks = sorted({k_pr, k_dc})
-    real_r = {k: knn_radii(r, k, chunk) for k in ks}
+    real_r = knn_radii(r, [k_pr, k_dc], chunk)
     gen_r_pr = knn_radii(g, k_pr, chunk)
     r_sq, g_sq = (r * r).sum(1), (g * g).sum(1)
 
