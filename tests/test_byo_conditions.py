@@ -56,8 +56,8 @@ def test_model_ids_take_any_valid_condition_name_and_config_too():
     assert parse_model_id("dcgan_cond+my-emb_2").condition == "my-emb_2"
     assert parse_model_id("stylegan_cond+pca").condition == "pca"
     for bad, why in [("dcgan_cond+my emb", "invalid condition name"), ("dcgan_cond+2emb", "invalid condition name"),
-                     ("dcgan_cond+dcgan", "GAN name"), ("dcgan_cond+all", "reserved"), ("dcgan+myemb", "unconditional"),
-                     ("dcgan_cond+a:b", "invalid condition name")]:  # fmt: skip
+                     ("dcgan_cond+dcgan", "model name"), ("dcgan_cond+all", "reserved"),
+                     ("dcgan+myemb", "unconditional"), ("dcgan_cond+a:b", "invalid condition name")]:  # fmt: skip
         with pytest.raises(UserError, match=why):
             parse_model_id(bad)
     cfg = load_config("cpu", ["train.condition=myemb", "train.models=[dcgan_cond, wgan_gp_cond+clap]"])
@@ -160,7 +160,7 @@ def test_bad_inputs_are_one_line_naming_the_first_bad_row(tiny, tmp_path):
         assert "\n" not in str(e.value), label
     assert not run.encoder("mine").exists()  # nothing written for a refused file
     good = _parquet(tmp_path / "good.parquet", tiny.tracks["track_id"].astype(str).to_numpy(), _vectors(tiny, 1.0))
-    for name, match in [("pca", "built-in encoder"), ("musicnn", "built-in encoder"), ("dcgan_cond", "GAN name"),
+    for name, match in [("pca", "built-in encoder"), ("musicnn", "built-in encoder"), ("dcgan_cond", "model name"),
                         ("bad/name", "invalid condition name"), ("needed", "reserved")]:  # fmt: skip
         with pytest.raises(UserError, match=match):
             register_embedding(tiny, run, good, name)

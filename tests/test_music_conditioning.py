@@ -222,9 +222,30 @@ def _judged_numbers(doc: dict) -> dict:
     return out
 
 
+def _flat(doc, prefix: str = "") -> dict:
+    """Nested dicts and lists as one ``path -> leaf`` dict, so numbers compare with a tolerance."""
+    if isinstance(doc, dict):
+        return {k: v for key, item in doc.items() for k, v in _flat(item, f"{prefix}/{key}").items()}
+    if isinstance(doc, (list, tuple)):
+        return {k: v for i, item in enumerate(doc) for k, v in _flat(item, f"{prefix}[{i}]").items()}
+    return {prefix: doc}
+
+
+def _same_numbers(a: dict, b: dict) -> None:
+    """Equal up to float rounding: features of the same uint8 covers, batched differently, differ in the 7th digit."""
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    for key, va in fa.items():
+        vb = fb[key]
+        if isinstance(va, float) and isinstance(vb, (int, float)):
+            assert va == pytest.approx(vb, rel=1e-5, abs=1e-9), key
+        else:
+            assert va == vb, key
+
+
 def test_exported_covers_judged_as_images_give_bench_evaluates_numbers(coupled, tmp_path):
     """A trained dcgan_cond+pca: `bench export` 500 covers with their manifest, judge them with evaluate_images
-    (the folder path), and every number that does not need z equals `bench evaluate`'s, exactly."""
+    (the folder path), and every number that does not need z equals `bench evaluate`'s (to float rounding)."""
     import shutil
 
     import benchmark
@@ -247,7 +268,7 @@ def test_exported_covers_judged_as_images_give_bench_evaluates_numbers(coupled, 
     judged = benchmark.evaluate_images(out, out / "manifest.csv", ds, condition="pca", run=run, name="exported",
                                        cfg=cfg.eval, device="cpu")  # fmt: skip
     assert via_bench["condition_kind"] == judged["condition_kind"] == "continuous"
-    assert _judged_numbers(judged) == _judged_numbers(via_bench)
+    _same_numbers(_judged_numbers(judged), _judged_numbers(via_bench))
     assert {"fid", "kid", "conditional_accuracy", "purity", "cas", "retrieval", "fjd", "cfid", "intra_fid",
             "per_condition"} <= set(_judged_numbers(judged))  # fmt: skip
     assert "sensitivity" in via_bench["metrics"] and "z_id groups" in judged["skipped"]["sensitivity"]

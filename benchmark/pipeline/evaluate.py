@@ -155,7 +155,8 @@ def evaluate_model(
     if meta["res"] not in ds.resolutions:
         res = meta["res"]
         raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
-    G.z_dim = meta["z_dim"]
+    if getattr(G, "z_dim", None) is None:  # a GAN's networks do not carry it; a diffusion model's does
+        G.z_dim = meta["z_dim"]
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)
     provenance = {k: meta.get(k) for k in ("checkpoint", "images_seen", "guidance")} | {"gan": meta.get("model")}
