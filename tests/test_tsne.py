@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from metrics.tsne import knn_agreement, save_tsne_plots, tsne_analysis
 
@@ -57,3 +58,64 @@ def test_colour_organised_map_and_ignoring_generator(tmp_path):
     written = save_tsne_plots(r, tmp_path, ["a", "b", "c", "d"], real_images=images)
     for p in written.values():
         assert p.is_file() and p.stat().st_size > 1000
+
+
+def test_real_map_fitted_once_per_process_gives_a_fresh_fits_numbers(monkeypatch):
+    """`evaluate --model all` places every model into one map of the real covers: the map is optimised once per
+    process, and the kept map gives a fresh fit's numbers (same seed); other features or seeds get their own."""
+    from openTSNE import TSNE
+
+    import metrics.tsne as T
+
+    rng, genres, _, images = _world(200)
+    feats = rng.normal(size=(200, 16)) + 3 * np.eye(16)[genres * 4]
+    gen = rng.normal(size=(40, 16))
+    T._maps.clear()
+    first = tsne_analysis(feats, genres, images, gen_features=gen, gen_conditions=genres[:40], seed=1)
+    with monkeypatch.context() as m:
+        m.setattr(TSNE, "fit", lambda *a, **k: pytest.fail("the kept map was optimised again"))
+        again = tsne_analysis(feats, genres, images, gen_features=gen, gen_conditions=genres[:40], seed=1)
+    T._maps.clear()
+    fresh = tsne_analysis(feats, genres, images, gen_features=gen, gen_conditions=genres[:40], seed=1)
+    for r in (again, fresh):
+        assert np.array_equal(r["real_xy"], first["real_xy"]) and np.array_equal(r["gen_xy"], first["gen_xy"])
+        assert r["scores"] == first["scores"]
+    other_seed = tsne_analysis(feats, genres, images, seed=2)["real_xy"]
+    other_rows = tsne_analysis(feats[:-1], genres[:-1], images[:-1], seed=1)["real_xy"]
+    assert not np.array_equal(other_seed, first["real_xy"]) and len(other_rows) == 199
+    assert len(T._maps) == 3
+
+
+def test_stored_real_map_is_rebuilt_to_place_covers_as_the_fit_did(tmp_path, monkeypatch):
+    """The map's coordinates saved in the dataset's cache: a later process rebuilds the map around them without
+    optimising (no fit) and places generated covers exactly where the fitted map did; a damaged file is refitted;
+    a read-only cache only costs the fit."""
+    import metrics.tsne as T
+
+    rng, genres, _, images = _world(200)
+    feats = rng.normal(size=(200, 16)) + 3 * np.eye(16)[genres * 4]
+    gen = rng.normal(size=(40, 16))
+    kw = dict(gen_features=gen, gen_conditions=genres[:40], seed=0, map_store=tmp_path / "tsne")
+    T._maps.clear()
+    fitted = tsne_analysis(feats, genres, images, **kw)
+    (stored,) = (tmp_path / "tsne").glob("tsne-*.npy")
+    assert np.array_equal(np.load(stored), fitted["real_xy"])
+    T._maps.clear()
+    from openTSNE import TSNE
+
+    monkeypatch.setattr(TSNE, "fit", lambda *a, **k: pytest.fail("the stored map was fitted again"))
+    rebuilt = tsne_analysis(feats, genres, images, **kw)
+    assert np.array_equal(rebuilt["gen_xy"], fitted["gen_xy"]) and rebuilt["scores"] == fitted["scores"]
+    assert np.array_equal(rebuilt["real_xy"], fitted["real_xy"])
+    monkeypatch.undo()
+    T._maps.clear()
+    stored.write_bytes(b"not a map")
+    again = tsne_analysis(feats, genres, images, **kw)
+    assert np.array_equal(again["gen_xy"], fitted["gen_xy"]) and np.array_equal(np.load(stored), fitted["real_xy"])
+    T._maps.clear()
+    stored.unlink()
+    (tmp_path / "tsne").chmod(0o500)
+    try:
+        assert np.array_equal(tsne_analysis(feats, genres, images, **kw)["gen_xy"], fitted["gen_xy"])
+    finally:
+        (tmp_path / "tsne").chmod(0o700)

@@ -416,6 +416,7 @@ def _tsne(s: EvalState) -> dict[str, Any]:
         gen_conditions=gen_genre if has else None,
         gen_images=gen_images,
         seed=seed,
+        map_store=ds.paths.cache_dir / "tsne",  # the real map is fitted once per dataset, features and seed
     )  # fmt: skip
     files = save_tsne_plots(result, s.out_dir, ds.genres, real_images=real_images)
     scores = dict(result["scores"])

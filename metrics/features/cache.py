@@ -58,7 +58,8 @@ def dataset_key_parts(dataset: Any, split: str | None, extractor: str, preproces
     }
 
 
-def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """``write(f)`` into a temporary file beside ``path``, then renamed over it: readers see all or nothing."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, mode) as f:
@@ -84,7 +85,7 @@ def _stats_of(features: np.ndarray) -> GaussianStats:
 
 
 def _save_stats(s_path: Path, stats: GaussianStats) -> None:
-    _atomic(
+    atomic_write(
         s_path,
         lambda f: np.savez(f, mu=stats.mu, sigma=stats.sigma, sqrt_sigma=stats.sqrt_sigma, n=np.int64(stats.n)),
     )
@@ -134,11 +135,11 @@ def cached_features(
     st = _stats_of(feats) if stats else None
     cache_dir.mkdir(parents=True, exist_ok=True)
     f_path, s_path, k_path = _files(cache_dir, key)
-    _atomic(f_path, lambda f: np.save(f, feats))
+    atomic_write(f_path, lambda f: np.save(f, feats))
     s_path.unlink(missing_ok=True)  # statistics of an older entry under this key would not match
     if st is not None:
         _save_stats(s_path, st)
     record = {"key": key, "key_parts": json.loads(_canonical(key_parts)), "n": int(feats.shape[0]),
               "dim": int(feats.shape[1])}
-    _atomic(k_path, lambda f: f.write(json.dumps(record, indent=2, sort_keys=True)), mode="w")
+    atomic_write(k_path, lambda f: f.write(json.dumps(record, indent=2, sort_keys=True)), mode="w")
     return CachedFeatures(feats, st, key, k_path, hit=False)  # type: ignore[arg-type]
