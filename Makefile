@@ -38,6 +38,7 @@ speed: setup
 	$(PY) -m speed.bench_synth
 	$(PY) -m speed.bench_fid
 	$(PY) -m speed.bench_features
+	$(PY) -m speed.bench_conditioning --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

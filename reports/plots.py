@@ -69,6 +69,11 @@ def _draw_curves(panels: list, out: Path, title: str) -> Path:
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return _save(fig, out, title)
+
+
+def _save(fig, out: Path, title: str) -> Path:  # noqa: ANN001 - a matplotlib figure
+    """Title, layout and the file: the last lines of every drawing here."""
     if title:
         fig.suptitle(title, fontsize=11)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,9 +190,4 @@ def _draw_dose(points: list[dict], out: Path, title: str) -> Path:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out)
-    return out
+    return _save(fig, out, title)

@@ -89,7 +89,7 @@ def test_real_map_fitted_once_per_process_gives_a_fresh_fits_numbers(monkeypatch
 def test_stored_real_map_is_rebuilt_to_place_covers_as_the_fit_did(tmp_path, monkeypatch):
     """The map's coordinates saved in the dataset's cache: a later process rebuilds the map around them without
     optimising (no fit) and places generated covers exactly where the fitted map did; a damaged file is refitted;
-    a read-only cache only costs the fit."""
+    a cache that cannot be written (full, read-only) only costs the fit."""
     import metrics.tsne as T
 
     rng, genres, _, images = _world(200)
@@ -114,8 +114,10 @@ def test_stored_real_map_is_rebuilt_to_place_covers_as_the_fit_did(tmp_path, mon
     assert np.array_equal(again["gen_xy"], fitted["gen_xy"]) and np.array_equal(np.load(stored), fitted["real_xy"])
     T._maps.clear()
     stored.unlink()
-    (tmp_path / "tsne").chmod(0o500)
-    try:
-        assert np.array_equal(tsne_analysis(feats, genres, images, **kw)["gen_xy"], fitted["gen_xy"])
-    finally:
-        (tmp_path / "tsne").chmod(0o700)
+
+    def full_disk(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("metrics.features.cache.atomic_write", full_disk)
+    assert np.array_equal(tsne_analysis(feats, genres, images, **kw)["gen_xy"], fitted["gen_xy"])
+    assert not stored.exists()

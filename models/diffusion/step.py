@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 
-from models.gans.losses import ema_beta, ema_update
 from models.gans.train.step import Batch, Stepper
 
 
@@ -42,11 +41,5 @@ class DenoiserStepper(Stepper):
         st = self.run_step(self.opt_G, self.G, lambda: spec.loss.step(self._net, self.G.alphas, real, c))
         c_["g_steps"] += 1
         c_["images_seen"] += self.batch
-        if self.G_ema is not None:
-            kimg = c_["images_seen"] / 1000
-            beta = ema_beta(self.batch, spec.ema_half_life_kimg, rampup=spec.ema_rampup, kimg_seen=kimg)
-            ema_update(self.G_ema, self.G, beta)
-        self._iterations += 1
-        if self.guard and self._iterations % self.check_every == 0:
-            self.sync_nonfinite()
+        self.end_iteration()
         return [st]

@@ -190,6 +190,13 @@ class Stepper:
             self.D.requires_grad_(True)
         out.append(st)
         c_["g_steps"] += 1
+        self.end_iteration()
+        return out
+
+    def end_iteration(self) -> None:
+        """After the generator's step: the EMA copy follows it, and every ``check_every`` iterations the ranks
+        agree on whether any step was non-finite."""
+        spec, c_ = self.spec, self.counters
         if self.G_ema is not None:
             kimg = c_["images_seen"] / 1000
             beta = ema_beta(self.batch, spec.ema_half_life_kimg, rampup=spec.ema_rampup, kimg_seen=kimg)
@@ -197,4 +204,3 @@ class Stepper:
         self._iterations += 1
         if self.guard and self._iterations % self.check_every == 0:
             self.sync_nonfinite()
-        return out
