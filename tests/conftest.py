@@ -45,6 +45,23 @@ def run_bench(*args: str) -> int:
     return 0
 
 
+FAST_TRAIN = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016",
+              "--set", "train.checkpoint_kimg=0.016"]  # fmt: skip
+
+
+def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture
+    """What a refused command printed: exactly one line, never a traceback or "internal error"."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    return " ".join(err.split())
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: equal before and after means nothing was touched."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(autouse=True)
 def isolated_roots(tmp_path, monkeypatch):
     """Every test gets its own data and runs roots; nothing leaks into ./data or ./runs."""

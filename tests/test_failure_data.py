@@ -21,26 +21,15 @@ import pytest
 
 from core import paths
 from core.data.prepared import PreparedDataset
-from tests.conftest import make_tiny_dataset, run_bench
+from tests.conftest import FAST_TRAIN, files_of, make_tiny_dataset, one_line, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016", "--set", "train.checkpoint_kimg=0.016"]
+FAST = FAST_TRAIN
 EVAL_FAST = ["--features", "colour", "--n", "20", "--set", "eval.n_permutations=100", "--set", "eval.n_bootstrap=10",
              "--set", "eval.sensitivity_z=2", "--set", "eval.tsne_real=30", "--set", "eval.tsne_gen=10"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 bench = run_bench
-
-
-def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "internal error" not in err and "Traceback" not in err, err
-    return " ".join(err.split())
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:

@@ -16,20 +16,13 @@ import yaml
 from core import paths
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
-from tests.conftest import make_tiny_dataset, run_bench
+from tests.conftest import FAST_TRAIN, make_tiny_dataset, one_line, run_bench
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 bench = run_bench
-FAST = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016", "--set", "train.checkpoint_kimg=0.016"]
+FAST = FAST_TRAIN
 NOT_UTF8 = b"dcgan:\n  fid: {max: 1}\n# caf\xe9 \xff\xfe\n"
-
-
-def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "internal error" not in err and "Traceback" not in err, err
-    return " ".join(err.split())
 
 
 # --- 7: absurd --n for evaluate and power -----------------------------------------------------------------------

@@ -27,29 +27,17 @@ from core.config.schema import ImportConfig
 from core.data.importer.audio import load_preview
 from core.data.importer.reject import Reject
 from models.gans.train import checkpoint as ck
-from tests.conftest import make_tiny_dataset, run_bench
+from tests.conftest import FAST_TRAIN, files_of, make_tiny_dataset, one_line, run_bench
 from tests.import_corpus import build_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016", "--set", "train.checkpoint_kimg=0.016"]
+FAST = FAST_TRAIN
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 bench = run_bench
-
-
-def one_line(capsys) -> str:  # noqa: ANN001 - pytest fixture
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "internal error" not in err and "Traceback" not in err, err
-    return " ".join(err.split())
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` with its bytes: equal before and after means nothing was touched."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @contextmanager
