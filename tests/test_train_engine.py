@@ -239,6 +239,7 @@ def test_checkpoints_atomic_names_keep_last_k_and_weights_only(tmp_path):
     assert {"G", "D", "G_ema", "opt_G", "opt_D", "loss", "counters", "rng", "meta"} <= state.keys()
     G, meta = load_generator(r.directory)
     assert meta["model"] == "stylegan_cond" and meta["ema"] and meta["images_seen"] == 32
+    assert G.z_dim == meta["z_dim"]  # a loaded GAN is a Generator (benchmark.Generator protocol)
     out = G(torch.randn(2, meta["z_dim"]), torch.eye(4)[:2])
     assert out.shape == (2, 3, 32, 32)
 

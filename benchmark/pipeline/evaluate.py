@@ -155,8 +155,6 @@ def evaluate_model(
     if meta["res"] not in ds.resolutions:
         res = meta["res"]
         raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
-    if getattr(G, "z_dim", None) is None:  # a GAN's networks do not carry it; a diffusion model's does
-        G.z_dim = meta["z_dim"]
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)
     provenance = {k: meta.get(k) for k in ("checkpoint", "images_seen", "guidance")} | {"gan": meta.get("model")}
@@ -266,7 +264,6 @@ def export_samples(
     its numbers (every test that does not need to generate again)."""
     cfg = eval_settings(cfg, None, n)
     G, meta = load_generator(run.model(model), pick_device(device_kind))
-    G.z_dim = meta["z_dim"]
     ds = PreparedDataset.open(trained_on(run, model))
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)

@@ -148,7 +148,7 @@ def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> N
 
 def load_generator(directory: Path, device: str | torch.device = "cpu", ema: bool = True,
                    guidance: float | None = None):
-    """The trained generator (G_ema when present) and its metadata, from the newest checkpoint.
+    """The trained generator (G_ema when present, with its ``z_dim``) and its metadata, from the newest checkpoint.
 
     ``guidance`` sets a diffusion model's classifier-free guidance scale (else the one it was trained with);
     ``meta["guidance"]`` says which scale the generator draws with (None for a GAN, which takes none).
@@ -174,6 +174,8 @@ def load_generator(directory: Path, device: str | torch.device = "cpu", ema: boo
     use_ema = ema and state.get("G_ema")
     G.load_state_dict(state["G_ema"] if use_ema else state["G"])
     G.to(device).eval().requires_grad_(False)
+    if getattr(G, "z_dim", None) is None:  # the Generator protocol's z_dim; a diffusion model carries its own
+        G.z_dim = meta["z_dim"]
     meta.update(model=name, checkpoint=path.name, ema=bool(use_ema), images_seen=state["counters"]["images_seen"],
                 guidance=getattr(G, "guidance", None))
     return G, meta
