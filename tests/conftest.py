@@ -45,6 +45,16 @@ def run_bench(*args: str) -> int:
     return 0
 
 
+def planted_loader(G, meta: dict):  # noqa: ANN001 - any generator module
+    """A stand-in for ``load_generator`` that hands back ``G`` as the real one does: with ``z_dim`` from ``meta``."""
+
+    def load(*_args, **_kwargs):
+        G.z_dim = meta["z_dim"]
+        return G, dict(meta)
+
+    return load
+
+
 FAST_TRAIN = ["--preset", "cpu", "--batch", "8", "--set", "train.snapshot_kimg=0.016",
               "--set", "train.checkpoint_kimg=0.016"]  # fmt: skip
 

@@ -24,7 +24,7 @@ from core.errors import UserError
 from metrics.features.cache import manifest_hash
 from models.conditions import load_conditions
 from models.encoders.external import read_vectors, register_embedding
-from tests.conftest import make_tiny_dataset, run_bench
+from tests.conftest import make_tiny_dataset, planted_loader, run_bench
 
 ENC_SET = ["encoders.tsne_points=100", "encoders.eval_max_points=200"]
 
@@ -276,7 +276,7 @@ def test_a_registered_embedding_is_judged_like_a_built_in_one(world, tmp_path, m
         meta = {"res": 32, "cond_dim": conditions.shape[1], "z_dim": 4, "condition": "clap", "checkpoint": "planted",
                 "images_seen": 0, "model": "planted"}
         g = TrackG(ds, conditions, oracle)
-        monkeypatch.setattr(ev, "load_generator", lambda *a, g=g, meta=meta, **k: (g, dict(meta)))
+        monkeypatch.setattr(ev, "load_generator", planted_loader(g, meta))
         model = "dcgan_cond+clap" if oracle else "wgan_gp_cond+clap"
         m = ev.evaluate_model(ds, run, model, cfg, device_kind="cpu", n=400, seed=0)
         assert m["condition"] == "clap" and m["verdict"]["kind"] == "continuous" and "retrieval" in m["metrics"]

@@ -24,7 +24,7 @@ from core.errors import UserError
 from metrics.distribution.cmmd import cmmd, cmmd_entry, mmd2_rbf
 from metrics.features.extractors import extractor_description, make_extractor, real_features
 from metrics.features.user_weights import uses_cmmd
-from tests.conftest import make_tiny_dataset
+from tests.conftest import make_tiny_dataset, planted_loader
 
 CPU = torch.device("cpu")
 
@@ -280,7 +280,7 @@ def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypat
     path = save_scripted(tmp_path / "feat.pt", TinyNet(seed=4, d=16))
     meta = {"res": 32, "cond_dim": N_GENRES, "z_dim": 4, "condition": "genre", "checkpoint": "planted",
             "images_seen": 0}
-    monkeypatch.setattr(ev, "load_generator", lambda *a, **k: (PlantedG(ds, True), dict(meta)))
+    monkeypatch.setattr(ev, "load_generator", planted_loader(PlantedG(ds, True), meta))
     cfg = load_config("cpu", ["eval.n_permutations=100", "eval.n_bootstrap=10", "eval.tsne_real=60", "eval.tsne_gen=30",
                               "eval.sensitivity_z=4", f"eval.features=file:{path}"]).eval  # fmt: skip
     m = ev.evaluate_model(ds, paths.run("r"), "dcgan_cond", cfg, device_kind="cpu", n=60, seed=0)

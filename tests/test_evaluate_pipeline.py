@@ -21,6 +21,7 @@ from core.config import load_config
 from core.config.schema import SplitConfig, SynthConfig
 from core.data.prepared import PreparedDataset
 from core.data.synth.world import synthesize_world
+from tests.conftest import planted_loader
 
 N_GENRES = 4
 
@@ -60,7 +61,7 @@ def _world(name: str, coupling: float, tracks: int = 480) -> PreparedDataset:
 def _evaluate(ds, monkeypatch, oracle: bool, seed: int = 0, n: int = 400) -> dict:
     meta = {"res": 32, "cond_dim": N_GENRES, "z_dim": 4, "condition": "genre", "checkpoint": "planted",
             "images_seen": 0}
-    monkeypatch.setattr(ev, "load_generator", lambda *a, **k: (PlantedG(ds, oracle), dict(meta)))
+    monkeypatch.setattr(ev, "load_generator", planted_loader(PlantedG(ds, oracle), meta))
     cfg = load_config("cpu", ["eval.n_permutations=500", "eval.n_bootstrap=20", "eval.tsne_real=200",
                               "eval.tsne_gen=100", "eval.sensitivity_z=8", "eval.covernet_batch=32",
                               "eval.covernet_epochs=20", "eval.covernet_patience=20"]).eval

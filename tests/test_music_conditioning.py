@@ -26,7 +26,7 @@ from core.data.prepared import PreparedDataset
 from core.data.synth.world import synthesize_world
 from core.errors import UserError
 from models.conditions import load_conditions
-from tests.conftest import run_bench
+from tests.conftest import planted_loader, run_bench
 
 N_GENRES = 4
 EVAL_SET = [
@@ -95,7 +95,7 @@ def _planted(ds: PreparedDataset, condition: str, oracle: bool, monkeypatch, see
     conditions = load_conditions(ds, condition, run)
     meta = {"res": 32, "cond_dim": conditions.shape[1], "z_dim": 4, "condition": condition, "checkpoint": "planted",
             "images_seen": 0, "model": "planted"}
-    monkeypatch.setattr(ev, "load_generator", lambda *a, **k: (TrackG(ds, conditions, oracle), dict(meta)))
+    monkeypatch.setattr(ev, "load_generator", planted_loader(TrackG(ds, conditions, oracle), meta))
     cfg = load_config("cpu", EVAL_SET).eval
     return ev.evaluate_model(ds, run, f"planted+{condition}", cfg, device_kind="cpu", n=400, seed=seed)
 

@@ -103,8 +103,7 @@ def _judge_callable(
     z_dim, rng, n = generator_z_dim(G), np.random.default_rng(seed), cfg.n
     kw = {"batch": cfg.batch, "value_range": value_range, "device": dev}
     with timed(timings, "generate"):
-        asked = labelled_test_rows(ds)[rng.integers(0, len(labelled_test_rows(ds)), size=n)]
-        z = rng.standard_normal((n, z_dim)).astype(np.float32) if z_dim else None
+        asked, z = _requests(ds, rng, n, z_dim)
         c = None if conditions is None else conditions[asked]
         with progress_bar(f"generate {meta['model']}", 2 if c is not None and z_dim else 1) as bar:
             images = generate_covers(G, z, c, **kw)
@@ -122,6 +121,16 @@ def _judge_callable(
     )  # fmt: skip
     _callable_extras(G, z_dim, side, gen, cfg, seed, kw)
     return judge(side, gen, cfg, out_dir, meta=meta, seed=seed, device=dev, timings=timings)
+
+
+def _requests(
+    ds: PreparedDataset, rng: np.random.Generator, n: int, z_dim: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The test tracks the covers are asked for and their z (None for ``G(c)``), in this order from ``rng``:
+    :func:`export_samples` draws the same, so judging its files reproduces ``bench evaluate``'s numbers."""
+    rows = labelled_test_rows(ds)
+    asked = rows[rng.integers(0, len(rows), size=n)]
+    return asked, rng.standard_normal((n, z_dim)).astype(np.float32) if z_dim else None
 
 
 def _callable_extras(
@@ -268,9 +277,7 @@ def export_samples(
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)
     rng, n = np.random.default_rng(cfg.seed if seed is None else seed), cfg.n
-    rows = labelled_test_rows(ds)
-    asked = rows[rng.integers(0, len(rows), size=n)]
-    z = rng.standard_normal((n, meta["z_dim"])).astype(np.float32)
+    asked, z = _requests(ds, rng, n, meta["z_dim"])
     images = generate_covers(G, z, None if conditions is None else conditions[asked], batch=cfg.batch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
