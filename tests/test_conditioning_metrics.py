@@ -223,6 +223,36 @@ def test_purity_oracle_matches_real_reference_and_ignoring_is_at_null():
     assert bad.value < 0.05 and bad.p_value > 0.01
 
 
+def test_purity_fits_centroids_on_a_subset_above_fit_rows(monkeypatch):
+    """Above FIT_ROWS the centroids come from a seeded subset and every cover is assigned: the clusters are nearly
+    as tight as a fit on all covers (within-cluster sum of squares within 1 %) and find the condition as well
+    (NMI within 0.05), the labels never pick the subset (the null stays exact), and at or below FIT_ROWS the
+    clusters are sklearn's fit on all of them."""
+    from sklearn.cluster import KMeans
+
+    from metrics.conditioning import purity
+
+    w = World(9)
+    asked = w.rng.integers(0, K, 1200)
+    x = w.generate(asked, 1.0)
+    z = ((x - x.mean(axis=0)) / (x.std(axis=0) + 1e-12)).astype(np.float32)
+    full = KMeans(K, n_init=4, random_state=0).fit_predict(z)
+    assert np.array_equal(purity._clusters(x, K, 0, 4), full)  # 1,200 <= FIT_ROWS: unchanged
+    monkeypatch.setattr(purity, "FIT_ROWS", 300)
+    sub = purity._clusters(x, K, 0, 4)
+
+    def inertia(labels: np.ndarray) -> float:
+        return float(sum(((z[labels == c] - z[labels == c].mean(axis=0)) ** 2).sum() for c in range(K)))
+
+    assert not np.array_equal(sub, full)  # a subset fit, not the full one
+    assert inertia(sub) < 1.01 * inertia(full)
+    assert normalized_mutual_info_score(asked, sub) > normalized_mutual_info_score(asked, full) - 0.05
+    r = cluster_purity(x, asked, n_permutations=200, n_bootstrap=100)
+    assert r.details["centroid_fit_rows"] == 300 and r.p_value < 0.01
+    ignored = cluster_purity(x, w.rng.permutation(asked), n_permutations=200, n_bootstrap=100)
+    assert ignored.p_value > 0.01
+
+
 def test_sensitivity_is_one_when_c_decides_and_zero_when_ignored():
     rng = np.random.default_rng(0)
     by_c = np.broadcast_to(rng.normal(size=(1, 5, 8)), (10, 5, 8))

@@ -27,14 +27,24 @@ from .stats import (
 
 MIN_MARGIN = 0.01
 MARGIN_SHARE = 0.10
+FIT_ROWS = 4000  # covers the centroids are fitted on at most (all of them up to this n)
 
 
 def _clusters(x: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
     """k-means of the standardised features, in float32: the features are float32 as extracted, and Lloyd's
-    iterations run 2.2x faster than in float64 (10,000 x 2,048: 9.7 s against 21.6 s, the same clusters)."""
+    iterations run 2.2x faster than in float64 (10,000 x 2,048: 9.7 s against 21.6 s, the same clusters).
+
+    Above ``FIT_ROWS`` covers the centroids are fitted on a seeded random subset of that many and every cover is
+    then assigned to its nearest one, so the cost stops growing with n (10,000 x 2,048: 3.9 s instead of 9.7 s).
+    The subset is drawn without looking at the labels, so the clusters stay a function of the features alone and
+    the shuffled-label null stays exact."""
     x = ((x - x.mean(axis=0)) / (x.std(axis=0) + 1e-12)).astype(np.float32)
+    km = KMeans(k, n_init=n_init, random_state=seed)
     with fit_thread_limit():
-        return KMeans(k, n_init=n_init, random_state=seed).fit_predict(x).astype(np.int64)
+        if x.shape[0] <= FIT_ROWS:
+            return km.fit_predict(x).astype(np.int64)
+        rows = np.sort(np.random.default_rng(seed).choice(x.shape[0], FIT_ROWS, replace=False))
+        return km.fit(x[rows]).predict(x).astype(np.int64)
 
 
 def _null_nmi(clusters: np.ndarray, labels: np.ndarray, k: int, n_perm: int, rng: np.random.Generator):
@@ -76,6 +86,7 @@ def cluster_purity(
 
     details: dict = {"n_classes": k, "purity": scores["purity"], "ari": scores["ari"],
                      "null_q99": float(np.quantile(null, 0.99)), "n_bootstrap": n_bootstrap,
+                     "centroid_fit_rows": min(int(gy.size), FIT_ROWS),
                      "interval_method": "bootstrap percentile, shifted by the median bias"}
     margin = 0.02
     if ry is not None:
