@@ -204,6 +204,34 @@ def test_callable_generators_with_and_without_z(ds):
     assert "accuracy_shuffled_generator" not in plain.metrics["conditional_accuracy"]["details"]
 
 
+def test_bad_generators_get_one_line_from_python(ds):
+    """A generator without z_dim (guessing would call it with the wrong arguments), a NaN cover, too small an n:
+    each a UserError of one line, as the CLI gives; a numpy integer z_dim is a z_dim."""
+    judge = lambda G, **kw: benchmark.evaluate_generator(G, "w", condition="genre", cfg=_cfg(), device="cpu",  # noqa: E731
+                                                         **{"n": 60, **kw})  # fmt: skip
+    cases = [
+        (lambda z, c: torch.zeros(len(z), 3, 32, 32), {}, "has no z_dim: set G.z_dim"),
+        (NanOut(ds, oracle=True), {}, "generator output: 60 images hold NaN or inf pixels"),
+        (CoverOracle(ds, oracle=True), {"n": 10}, r"invalid evaluation setting: n: .*got 10"),
+        (object(), {}, "must be callable"),
+    ]
+    for G, kw, message in cases:
+        with pytest.raises(UserError, match=message) as e:
+            judge(G, **kw)
+        assert "\n" not in str(e.value)
+    G = CoverOracle(ds, oracle=True, z_dim=np.int64(4))
+    assert judge(G, n=60).metrics["sensitivity"]["details"]["n_z"] == 8
+
+
+class NanOut(CoverOracle):
+    """Float covers with NaN pixels (a diverged generator): refused, not clipped into covers."""
+
+    def __call__(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        out = super().__call__(z, c).clone()
+        out[:, 0, 0, 0] = float("nan")
+        return out
+
+
 # ------------------------------------------------------------------------------------------- the stream
 def test_stream_metric_equals_images_on_the_same_covers(ds):
     images, manifest = _planted_set(ds, oracle=True, n=120)
@@ -271,6 +299,7 @@ def test_cli_judges_a_folder_reports_it_and_gates_it(ds, world, tmp_path, capsys
     assert "model-mine.html" in html and "external" in html
     page = (world / "runs" / "ext" / "report" / "model-mine.html").read_text()
     assert "Per condition" in page and "no training output here" in page
+    assert "the first covers that were asked for it" in page and "same latent z" not in page  # no z to hold fixed
     gate = tmp_path / "gate.yaml"
     gate.write_text('external:\n  mine: {verdict.conditioning_works: {equals: "yes"}, fid: {max: 1.0e+9}}\n')
     assert run_bench(*_roots(world), "check", "--run", "ext", "--thresholds", str(gate)) == 0

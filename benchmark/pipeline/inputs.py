@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from core.config import load_config
+from core.config.load import describe_validation_error
 from core.config.schema import EvalConfig
 from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from core.paths import RunPaths
 from core.paths import run as run_paths
 from models.conditions import load_conditions
@@ -31,7 +34,12 @@ def eval_settings(cfg: EvalConfig | None, features: str | None, n: int | None) -
     draws the asked tracks, z's and permutations, while ``cfg.seed`` also seeds covernet's training."""
     cfg = cfg or load_config().eval
     values = {k: v for k, v in (("features", features), ("n", n)) if v is not None}
-    return cfg.model_validate({**cfg.model_dump(), **values}) if values else cfg
+    if not values:
+        return cfg
+    try:
+        return cfg.model_validate({**cfg.model_dump(), **values})
+    except ValidationError as e:  # n=10 from Python: the same one line as the CLI's flag check
+        raise UserError(f"invalid evaluation setting: {describe_validation_error(e)}") from e
 
 
 def condition_vectors(ds: PreparedDataset, condition: str | None, run: RunPaths | None) -> np.ndarray | None:

@@ -7,6 +7,7 @@ grid where they cross a common set of conditions, and the picture is drawn from 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +43,9 @@ def _device_of(G: Any, default: torch.device) -> torch.device:
 def _covers(out: Any, value_range: tuple[float, float]) -> np.ndarray:
     if isinstance(out, torch.Tensor) and out.is_floating_point() and tuple(value_range) == (-1.0, 1.0):
         if out.ndim == 4 and out.shape[1] == 3:
+            bad = int((~torch.isfinite(out)).flatten(1).any(dim=1).sum())
+            if bad:  # judged as covers they would be silently clipped: refuse as evaluate_images does
+                raise UserError(f"generator output: {bad} images hold NaN or inf pixels")
             return to_uint8(out.float().cpu())  # the toolkit's own conversion, bit for bit
     return as_uint8_nhwc(out, value_range, "generator output")
 
@@ -76,11 +80,17 @@ def generate_covers(
 
 
 def generator_z_dim(G: Any) -> int:
-    """``G.z_dim`` (0: a generator called as ``G(c)``)."""
-    z_dim = getattr(G, "z_dim", 0) or 0
-    if not isinstance(z_dim, int) or z_dim < 0:
+    """``G.z_dim`` (0: a generator called as ``G(c)``); a generator without one is refused, since guessing
+    would call it with the wrong arguments."""
+    if not callable(G):
+        raise UserError(f"the generator must be callable as G(z, c) or G(c), got a {type(G).__name__}")
+    if not hasattr(G, "z_dim"):
+        raise UserError("the generator has no z_dim: set G.z_dim to its latent size (called as G(z, c)), "
+                        "or to 0 if it takes only the condition (called as G(c))")
+    z_dim = G.z_dim
+    if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim < 0:
         raise UserError(f"the generator's z_dim must be a non-negative int, got {z_dim!r}")
-    return z_dim
+    return int(z_dim)
 
 
 def sensitivity_covers(
