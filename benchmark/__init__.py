@@ -37,6 +37,8 @@ _EXPORTS = {
     "Extractor": "metrics.features.extractors",
     "ExtractorRequest": "metrics.features.extractors",
     "PreparedDataset": "core.data.prepared",
+    "cover_loader": "core.data.loader",
+    "to_float": "core.data.loader",
     "load_config": "core.config",
     "UserError": "core.errors",
 }
@@ -44,9 +46,9 @@ _RENAMED = {"open_dataset": ("core.data.prepared", "PreparedDataset.open"), "run
 
 __all__ = [  # written out (not derived) so linters and readers see the public names; a test holds it to _EXPORTS
     "ConditioningMetric", "Evaluation", "Extractor", "ExtractorRequest", "Generator", "PreparedDataset",
-    "UserError", "__version__", "encode", "evaluate_generator", "evaluate_images", "evaluate_model", "evaluate_run",
-    "export_samples", "load_config", "load_images", "open_dataset", "register_embedding", "register_extractor",
-    "run_paths", "train_all",
+    "UserError", "__version__", "cover_loader", "encode", "evaluate_generator", "evaluate_images", "evaluate_model",
+    "evaluate_run", "export_samples", "load_config", "load_images", "open_dataset", "register_embedding",
+    "register_extractor", "run_paths", "to_float", "train_all",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from benchmark.pipeline.streaming import ConditioningMetric
     from benchmark.pipeline.train import train_all
     from core.config import load_config
+    from core.data.loader import cover_loader, to_float
     from core.data.prepared import PreparedDataset
     from core.errors import UserError
     from metrics.features.extractors import Extractor, ExtractorRequest, register_extractor

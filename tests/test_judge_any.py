@@ -122,6 +122,20 @@ def test_front_door_exports_every_public_name_typed_and_documented():
         benchmark.not_a_thing  # noqa: B018
 
 
+def test_readme_prepared_dataset_example_runs_through_the_front_door(ds):
+    """The README's "prepared dataset" block, on this test world at its 32 px: one pass of batches in [-1, 1]."""
+    from tests.conftest import readme_blocks
+
+    (block,) = readme_blocks("The prepared dataset", "python")
+    assert "core." not in block  # the front door only
+    code = block.replace('"world"', '"w"').replace("res=64", "res=32").replace("batch_size=256", "batch_size=128")
+    scope: dict = {}
+    exec(compile(code + "\n    seen.append((x.min().item(), x.max().item(), len(x)))", "README", "exec"),
+         {"seen": (seen := [])}, scope)  # fmt: skip
+    assert sum(n for *_, n in seen) == len(ds.split_rows("train"))
+    assert min(lo for lo, *_ in seen) >= -1.0 and max(hi for _, hi, _ in seen) <= 1.0
+
+
 # ----------------------------------------------------------------------------------- planted oracles: images
 def test_folder_oracle_yes_random_covers_not_yes(ds, tmp_path):
     images, manifest = _planted_set(ds, oracle=True)
