@@ -439,7 +439,7 @@ def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypat
         assert c["interval"][0] <= c["value"] <= c["interval"][1]
 
 
-def test_the_readme_feature_network_follows_the_contract(tiny, tmp_path, monkeypatch):
+def test_the_readme_feature_networks_follow_the_contract(tiny, tmp_path, monkeypatch):
     from tests.conftest import readme_blocks
 
     monkeypatch.chdir(tmp_path)
@@ -452,6 +452,8 @@ def test_the_readme_feature_network_follows_the_contract(tiny, tmp_path, monkeyp
         warnings.simplefilter("ignore", FutureWarning)
         runpy.run_path(str(script), run_name="readme")
     (bash,) = readme_blocks("Bring your own feature network", "bash")
-    kind = bash.split("--features ")[1].split()[0]
-    ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
-    assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224
+    kinds = [line.split("--features ")[1].split()[0] for line in bash.splitlines() if "--features " in line]
+    assert kinds == ["file:resnet18=resnet18_finetuned.pt", "file:resnet18_features.pt"]  # a state dict, a program
+    for kind in kinds:
+        ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
+        assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224
