@@ -1,8 +1,10 @@
 """Bring your own feature weights (``features=file:PATH``) and CMMD beside FID.
 
-The feature network is a tiny conv net saved in tmp_path (TorchScript, and a torch.export program): its features
-must equal the network run by hand on the documented input (RGB NCHW float in [0, 1]), the file's SHA-256 must be
-recorded and part of the cache key (new weights never hit a stale cache), and every broken contract is one line.
+The feature network is a tiny conv net saved in tmp_path (TorchScript, and a torch.export program), or a small
+torchvision classifier's state dict (``file:ARCH=PATH``): its features must equal the network run by hand on the
+documented input (RGB NCHW float in [0, 1]; for a state dict, torchvision's net built here, its head removed, ImageNet
+normalisation done here), the file's SHA-256 must be recorded and part of the cache key (new weights never hit a stale
+cache), and every broken contract is one line.
 CMMD is checked against a naive O(n^2) double loop, an analytic value for Gaussians, and a peer (sklearn's RBF
 kernel fed to torchmetrics' unbiased MMD estimator).
 """
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from core.config.schema import EvalConfig
@@ -66,11 +69,17 @@ def tiny():
     return PreparedDataset.open("tiny")
 
 
-def by_hand(net: nn.Module, covers: np.ndarray, res: int | None = None) -> np.ndarray:
-    """The documented input contract, computed independently: RGB NCHW float in [0, 1], resized if asked."""
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+def by_hand(net: nn.Module, covers: np.ndarray, res: int | None = None, imagenet: bool = False) -> np.ndarray:
+    """The documented input contract, computed independently: RGB NCHW float in [0, 1], resized if asked (and
+    ImageNet-normalised, as a torchvision classifier's state dict is fed)."""
     x = torch.from_numpy(np.array(covers)).permute(0, 3, 1, 2).float() / 255.0
     if res is not None:
         x = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+    if imagenet:
+        x = (x - torch.tensor(IMAGENET[0]).view(1, 3, 1, 1)) / torch.tensor(IMAGENET[1]).view(1, 3, 1, 1)
     with torch.no_grad():
         return net.eval()(x).numpy()
 
@@ -130,7 +139,7 @@ def test_changed_weights_change_the_cache_key(tiny, tmp_path):
         (lambda p: save_scripted(p, TinyNet(how="map")), r"returned shape \(16, 8, 32, 32\) .* must return \(N, d\)"),
         (lambda p: save_scripted(p, TinyNet(how="nan")), "NaN or inf features for image 0 of 16"),
         (lambda p: save_scripted(p, TinyNet(how="constant")), "gives every probe cover the same features"),
-        (lambda p: torch.save(TinyNet().state_dict(), p), "holds a state dict .* torch.jit.save"),
+        (lambda p: torch.save(TinyNet().state_dict(), p), "holds a state dict .* file:resnet18=.* torch.jit.save"),
         (lambda p: p.write_bytes(b"not a network"), "is not a TorchScript module or a torch.export program"),
         (lambda p: None, "no feature network at"),
         (lambda p: save_scripted(p, TinyNet(input_resolution=0)), "input_resolution must be a positive int"),
@@ -153,6 +162,124 @@ def test_nan_on_a_later_image_names_it(tiny, tmp_path):
     covers[66] = 0
     with pytest.raises(UserError, match="NaN or inf features for image 66 of 70"):
         ext(covers)
+
+
+# --------------------------------------------------------------------------------------- torchvision state dicts
+def with_data_statistics(net: nn.Module, size: int, n: int = 4) -> nn.Module:
+    """BatchNorm statistics of a batch, as training leaves them: fresh ones (mean 0, var 1) make a deep net's
+    features the same for every input, which would hide a missing normalisation."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # the batch's own statistics, not 10 % of them
+    with torch.no_grad():
+        net.train()(torch.randn(n, 3, size, size))
+    return net.eval()
+
+
+def small_classifier(seed: int = 0, classes: int = 5) -> nn.Module:
+    """mobilenet_v3_small with a 5-class head and BatchNorm statistics of its own (eval mode must use them)."""
+    torch.manual_seed(seed)
+    return with_data_statistics(torchvision.models.mobilenet_v3_small(weights=None, num_classes=classes), 224)
+
+
+def penultimate(state: dict, classes: int = 5) -> nn.Module:
+    """The reference: torchvision's mobilenet_v3_small built here with the state, its last Linear removed."""
+    net = torchvision.models.mobilenet_v3_small(weights=None, num_classes=classes)
+    net.load_state_dict(state)
+    net.classifier[3] = nn.Identity()
+    return net.eval()
+
+
+def test_state_dict_features_equal_the_torchvision_network_by_hand(tiny, tmp_path):
+    state = small_classifier(seed=1).state_dict()
+    path = tmp_path / "finetuned.pt"
+    torch.save(state, path)
+    ext = make_extractor(tiny, f"file:mobilenet_v3_small={path}", 32, EvalConfig(), CPU)
+    covers = tiny.covers(32)[:20]
+    want = by_hand(penultimate(state), covers, res=224, imagenet=True)
+    assert want.shape == (20, 1024)
+    assert (want.std(axis=0) > 0.1 * np.abs(want).mean()).mean() > 0.5  # the features tell covers apart
+    np.testing.assert_allclose(ext(covers), want, rtol=1e-4, atol=1e-5)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    desc = extractor_description(ext)
+    assert desc["sha256"] == sha and desc["path"] == str(path) and desc["format"] == "state_dict"
+    assert desc["arch"] == "mobilenet_v3_small" and desc["dim"] == 1024 and desc["input_resolution"] == 224
+    assert ext.name == f"file:mobilenet_v3_small=finetuned.pt@{sha[:12]}"
+    assert sha in ext.preprocessing and "mobilenet_v3_small" in ext.preprocessing and "-in224-" in ext.preprocessing
+    assert uses_cmmd(f"file:mobilenet_v3_small={path}")
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [lambda sd: {"state_dict": sd}, lambda sd: {"model": {f"module.{k}": v for k, v in sd.items()}},
+     lambda sd: {f"module.{k}": v for k, v in sd.items()}],
+    ids=["state_dict-key", "model-key-ddp", "ddp"],
+)  # fmt: skip
+def test_wrapped_and_ddp_prefixed_state_dicts_load_the_same(tiny, tmp_path, wrap):
+    state = small_classifier(seed=2).state_dict()
+    torch.save(state, tmp_path / "plain.pt")
+    torch.save(wrap(state), tmp_path / "wrapped.pt")
+    plain, wrapped = (make_extractor(tiny, f"file:mobilenet_v3_small={tmp_path / name}", 32, EvalConfig(), CPU)
+                      for name in ("plain.pt", "wrapped.pt"))  # fmt: skip
+    covers = tiny.covers(32)[:8]
+    np.testing.assert_array_equal(wrapped(covers), plain(covers))
+    assert wrapped.info["sha256"] != plain.info["sha256"]  # another file: another cache key
+
+
+def test_inception_state_dict_without_aux_head_at_its_own_size(tmp_path):
+    from metrics.features.user_weights import load_feature_net
+
+    torch.manual_seed(3)
+    made = torchvision.models.inception_v3(weights=None, num_classes=3, aux_logits=False, init_weights=False)
+    made = with_data_statistics(made, 299, n=2)
+    torch.save(made.state_dict(), tmp_path / "inception.pt")
+    net = load_feature_net(tmp_path / "inception.pt", CPU, "inception_v3")
+    assert net.input_resolution == 299 and net.arch == "inception_v3"
+    ref = torchvision.models.inception_v3(weights=None, num_classes=3, aux_logits=False, init_weights=False,
+                                          transform_input=True)  # as torchvision's ImageNet weights build it
+    ref.load_state_dict(made.state_dict())
+    ref.fc = nn.Identity()
+    covers = np.random.default_rng(0).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    x = torch.from_numpy(covers).permute(0, 3, 1, 2).float() / 255.0
+    x = F.interpolate(x, size=(299, 299), mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        got = net.call(x).numpy()
+    np.testing.assert_allclose(got, by_hand(ref, covers, res=299, imagenet=True), rtol=1e-4, atol=1e-5)
+    assert got.shape == (2, 2048)
+
+
+@pytest.mark.parametrize(
+    ("arch", "make", "match"),
+    [
+        ("resnt18", lambda p: torch.save(small_classifier().state_dict(), p),
+         r"unknown torchvision architecture 'resnt18' \(did you mean resnet18.*list_models\(torchvision.models\)"),
+        ("resnet18", lambda p: torch.save(small_classifier().state_dict(), p),
+         "is not a state dict of torchvision's resnet18: missing key 'conv1.weight'"),
+        ("mobilenet_v3_small", lambda p: torch.save({**small_classifier().state_dict(), "extra": torch.ones(1)}, p),
+         "of torchvision's mobilenet_v3_small: unexpected key 'extra' \\(0 missing, 1 unexpected\\)"),
+        ("mobilenet_v3_small", lambda p: save_scripted(p, TinyNet()), "is not a state dict .* without an architecture"),
+        ("mobilenet_v3_small", lambda p: torch.save({"epoch": 3}, p), "holds a dict without a state dict"),
+        ("squeezenet1_1", lambda p: torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), p),
+         "squeezenet1_1 has no final Linear layer"),
+    ],
+    ids=["unknown-arch", "other-arch", "unexpected-key", "torchscript", "no-state-dict", "no-linear-head"],
+)  # fmt: skip
+def test_broken_state_dicts_are_one_line(tiny, tmp_path, arch, make, match):
+    path = tmp_path / "sd.pt"
+    make(path)
+    with pytest.raises(UserError, match=match) as e:
+        make_extractor(tiny, f"file:{arch}={path}", 32, EvalConfig(), CPU)
+    assert "\n" not in str(e.value)
+
+
+def test_an_existing_file_named_arch_equals_path_keeps_its_meaning(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    net = TinyNet(seed=5)
+    save_scripted(tmp_path / "resnet18=feat.pt", net)
+    ext = make_extractor(tiny, "file:resnet18=feat.pt", 32, EvalConfig(), CPU)
+    assert ext.info["format"] == "torchscript" and "arch" not in ext.info and ext.name.startswith("file:resnet18=")
+    np.testing.assert_allclose(ext(tiny.covers(32)[:4]), by_hand(net, tiny.covers(32)[:4]), rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------------ CMMD
@@ -263,6 +390,24 @@ def test_probe_cli_takes_file_features_and_refuses_a_broken_contract_in_one_line
     assert "failed on the input contract" in err and len(err.splitlines()) == 1
 
 
+def test_probe_cli_takes_a_state_dict_with_its_architecture(tiny, tmp_path, capsys):
+    import json
+
+    from tests.conftest import run_bench
+
+    path = tmp_path / "finetuned.pt"
+    torch.save({"model": small_classifier(seed=4).state_dict()}, path)
+    assert run_bench("data", "probe", "tiny", "--features", f"file:mobilenet_v3_small={path}", "--folds", "2",
+                     "--permutations", "100") == 0  # fmt: skip
+    probe = json.loads((tiny.paths.root / "probe.json").read_text())
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert probe["extractor"] == f"file:mobilenet_v3_small=finetuned.pt@{sha[:12]}" and sha in probe["preprocessing"]
+    capsys.readouterr()
+    assert run_bench("data", "probe", "tiny", "--features", f"file:{path}", "--folds", "2") == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a state dict" in err and "file:resnet18=" in err and len(err.splitlines()) == 1
+
+
 def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypatch):
     """bench evaluate's own pipeline with file features: metrics.json names the file by its SHA-256."""
     import json
@@ -294,7 +439,7 @@ def test_evaluation_records_the_weights_hash_in_metrics_json(tmp_path, monkeypat
         assert c["interval"][0] <= c["value"] <= c["interval"][1]
 
 
-def test_the_readme_feature_network_follows_the_contract(tiny, tmp_path, monkeypatch):
+def test_the_readme_feature_networks_follow_the_contract(tiny, tmp_path, monkeypatch):
     from tests.conftest import readme_blocks
 
     monkeypatch.chdir(tmp_path)
@@ -307,6 +452,8 @@ def test_the_readme_feature_network_follows_the_contract(tiny, tmp_path, monkeyp
         warnings.simplefilter("ignore", FutureWarning)
         runpy.run_path(str(script), run_name="readme")
     (bash,) = readme_blocks("Bring your own feature network", "bash")
-    kind = bash.split("--features ")[1].split()[0]
-    ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
-    assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224
+    kinds = [line.split("--features ")[1].split()[0] for line in bash.splitlines() if "--features " in line]
+    assert kinds == ["file:resnet18=resnet18_finetuned.pt", "file:resnet18_features.pt"]  # a state dict, a program
+    for kind in kinds:
+        ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
+        assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224

@@ -127,8 +127,9 @@ def info(name: Annotated[str, typer.Argument(help="dataset name or folder")] = "
 def probe(
     name: Annotated[str, typer.Argument(help="dataset name or folder")] = "default",
     features: Annotated[
-        str | None, typer.Option("--features", help="covernet (val+test only), inception, colour or file:PATH.pt "
-                                 "(default: eval.features, the extractor bench evaluate uses)")
+        str | None, typer.Option("--features", help="covernet (val+test only), inception, colour, file:PATH.pt or "
+                                 "file:ARCH=PATH.pt (a torchvision state dict) (default: eval.features, the "
+                                 "extractor bench evaluate uses)")
     ] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, help="artist-grouped cross-validation folds")] = 5,
     permutations: Annotated[int, typer.Option("--permutations", min=100, help="permutations per p-value")] = 1000,

@@ -23,7 +23,8 @@ def evaluate(
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the one it trained on)")] = None,
     n: Annotated[int | None, typer.Option("--n", min=20, help="generated covers per model")] = None,
     features: Annotated[
-        str | None, typer.Option("--features", help="covernet, inception, colour or file:PATH.pt")
+        str | None, typer.Option("--features", help="covernet, inception, colour, file:PATH.pt or file:ARCH=PATH.pt "
+                                 "(a torchvision state dict)")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="evaluation seed")] = None,
     samples: Annotated[

@@ -27,7 +27,8 @@ def power(
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the run's)")] = None,
     joint: Annotated[bool, typer.Option("--joint", help="add FJD and CFID to a continuous family (slow)")] = False,
     features: Annotated[
-        str | None, typer.Option("--features", help="covernet, inception, colour or file:PATH [config eval.features]")
+        str | None, typer.Option("--features", help="covernet, inception, colour, file:PATH or file:ARCH=PATH "
+                                 "[config eval.features]")
     ] = None,
     preset: common.PresetOpt = None,
     set_: common.SetOpt = None,

@@ -239,7 +239,8 @@ class EvalConfig(Strict):
 
     n: int = Field(2000, ge=20, description="generated covers per model")
     features: str = Field(
-        "covernet", description="feature extractor: covernet, inception, colour, file:PATH.pt or a registered name"
+        "covernet", description="feature extractor: covernet, inception, colour, file:PATH.pt, file:ARCH=PATH.pt "
+        "(a torchvision state dict) or a registered name"
     )
     seed: int = 0
     batch: int = Field(256, ge=1)

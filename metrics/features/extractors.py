@@ -117,7 +117,7 @@ def _colour(r: ExtractorRequest) -> Extractor:
 
 
 def _file(r: ExtractorRequest) -> Extractor:
-    from metrics.features.user_weights import file_extractor  # your own TorchScript network: file:PATH.pt
+    from metrics.features.user_weights import file_extractor  # your own network: file:PATH.pt, file:ARCH=PATH.pt
 
     return file_extractor(r)
 

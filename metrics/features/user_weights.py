@@ -2,24 +2,31 @@
 
 The contract, checked when the extractor is made (on a probe batch of the dataset's covers) and on every batch:
 
-- **File**: a saved program, not bare weights. ``.pt2``: a ``torch.export`` program (``torch.export.save``; give
-  the batch dimension a ``Dim`` or it is fed batches of exactly the exported size). Anything else: a TorchScript
-  module (``torch.jit.save(torch.jit.trace(net.eval(), torch.rand(1, 3, R, R)), PATH)`` or ``torch.jit.script``).
-  A state dict has no architecture and is refused with the line that says how to export one. Both formats hold
-  code: load files you trust.
+- **File**: a saved program, or a torchvision classifier's state dict with its architecture named. ``.pt2``: a
+  ``torch.export`` program (``torch.export.save``; give the batch dimension a ``Dim`` or it is fed batches of
+  exactly the exported size). Anything else: a TorchScript module
+  (``torch.jit.save(torch.jit.trace(net.eval(), torch.rand(1, 3, R, R)), PATH)`` or ``torch.jit.script``). Both
+  formats hold code: load files you trust. ``file:ARCH=PATH``: ``model.state_dict()`` of torchvision's ``ARCH``
+  (fine-tuned, any number of classes; see :mod:`metrics.features.torchvision_weights`), read as tensors only.
+  A state dict without an architecture is refused with the line that names both ways.
 - **Input**: float32 RGB, NCHW, values in [0, 1] (uint8 / 255, nothing subtracted or divided: put your
   normalisation, e.g. ImageNet or CLIP mean/std, inside the network). Size: the evaluated covers' resolution,
   resized (bilinear, antialiased) to the network's own input size when it states one: a TorchScript attribute
-  ``input_resolution`` (an int), or a ``.pt2`` program's static height = width.
+  ``input_resolution`` (an int), a ``.pt2`` program's static height = width, a torchvision architecture's
+  standard size.
 - **Output**: a float tensor (N, d), d >= 1, finite, not the same vector for every cover.
 
-The file's SHA-256 names the extractor (``file:NAME@sha12``), goes into its preprocessing string (so into every
-feature-cache key: changed weights never hit a stale cache) and into ``metrics.json``'s extractor info.
+``file:ARCH=PATH`` is split at the first ``=`` only when ARCH is a plain name and no file has the whole
+name: an existing path keeps its meaning.
+The file's SHA-256 names the extractor (``file:NAME@sha12``, ``file:ARCH=NAME@sha12``), goes into its
+preprocessing string with the architecture (so into every feature-cache key: changed weights or another
+architecture never hit a stale cache) and into ``metrics.json``'s extractor info.
 Evaluations with such features add CMMD beside FID (``uses_cmmd``; ``metrics.distribution.cmmd.cmmd_entry``).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,11 +40,13 @@ import torch.nn.functional as F
 from core.data.prepared import file_sha256
 from core.errors import UserError
 from metrics.features.extractors import Extractor, ExtractorRequest
+from metrics.features.torchvision_weights import state_dict_of, torchvision_features
 
 FILE_SCHEME = "file"
 CMMD_SCHEMES = (FILE_SCHEME,)  # extractor kinds whose evaluations add CMMD beside FID
 INPUT_CONTRACT = "float32 RGB NCHW in [0, 1]"
 EXPORT_SUFFIX = ".pt2"
+STATE_DICT = "state_dict"
 PROBE_IMAGES = 16
 CHUNK = 64  # images per forward pass: bounded memory whatever the network's input size
 
@@ -55,6 +64,7 @@ class FeatureNet:
     format: str
     input_resolution: int | None = None
     batch: int | None = None  # a .pt2 program exported with a fixed batch size
+    arch: str | None = None  # a state dict's torchvision architecture
 
 
 def _last_line(e: BaseException) -> str:
@@ -64,17 +74,19 @@ def _last_line(e: BaseException) -> str:
 
 
 def _refuse_unloadable(path: Path, e: BaseException) -> UserError:
-    """Say what the file is, when it is not a program: a state dict gets the export recipe."""
+    """Say what the file is, when it is not a program: a state dict gets both ways to name its architecture."""
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - not a torch file at all: say what the loader said
         return UserError(f"{path} is not a TorchScript module or a torch.export program ({_last_line(e)})")
-    if isinstance(state, dict):
+    if state_dict_of(state) is not None:
         return UserError(
-            f"{path} holds a state dict (weights without an architecture): save the network itself, e.g. "
+            f"{path} holds a state dict (weights without an architecture): name its torchvision architecture "
+            f"(e.g. file:resnet18={path}) or save the network itself, e.g. "
             "torch.jit.save(torch.jit.trace(net.eval(), torch.rand(1, 3, R, R)), 'features.pt')"
         )
-    return UserError(f"{path} holds a {type(state).__name__}, not a TorchScript module or a torch.export program")
+    return UserError(f"{path} holds a {type(state).__name__}, not a TorchScript module, a torch.export program or a "
+                     "state dict")  # fmt: skip
 
 
 def _static(v: Any) -> int | None:
@@ -99,8 +111,12 @@ def _scripted(path: Path, device: torch.device) -> FeatureNet:
     return FeatureNet(module, "torchscript", value)
 
 
-def load_feature_net(path: Path, device: torch.device) -> FeatureNet:
-    """The network saved at ``path`` on ``device``, by its format; one line for anything else."""
+def load_feature_net(path: Path, device: torch.device, arch: str | None = None) -> FeatureNet:
+    """The network saved at ``path`` on ``device``, by its format (a state dict of torchvision's ``arch`` when
+    named); one line for anything else."""
+    if arch is not None:
+        module, size = torchvision_features(path, arch, device)
+        return FeatureNet(module, STATE_DICT, size, arch=arch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ marks torch.jit deprecated: still the format
         try:
@@ -158,15 +174,34 @@ def _probe_images(r: ExtractorRequest) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(PROBE_IMAGES, r.res, r.res, 3), dtype=np.uint8)
 
 
+def parse_file_spec(argument: str) -> tuple[str, str | None]:
+    """``[ARCH=]PATH`` -> (PATH, ARCH or None). A file named by the whole argument keeps its meaning, so a path
+    with '=' in it still reads as before."""
+    arch, sep, rest = argument.partition("=")
+    if sep and rest and re.fullmatch(r"\w+", arch) and not Path(argument).expanduser().is_file():
+        return rest, arch
+    return argument, None
+
+
+def _names(path: Path, sha: str, net: FeatureNet, res: int, in_res: int) -> tuple[str, str]:
+    """The extractor's name and preprocessing string (a cache-key part): the file's hash and the architecture."""
+    if net.arch is None:  # unchanged for programs: their cached features stay valid
+        return f"{FILE_SCHEME}:{path.name}@{sha[:12]}", f"file-sha256-{sha}-r{res}-in{in_res}-rgb01"
+    return (f"{FILE_SCHEME}:{net.arch}={path.name}@{sha[:12]}",
+            f"file-sha256-{sha}-torchvision-{net.arch}-imagenet-r{res}-in{in_res}-rgb01")  # fmt: skip
+
+
 def file_extractor(r: ExtractorRequest) -> Extractor:
-    """The ``file:PATH`` factory: load, hash and probe the user's feature network."""
+    """The ``file:[ARCH=]PATH`` factory: load, hash and probe the user's feature network."""
     if not r.argument:
         raise UserError("file features need a path: --features file:PATH.pt")
-    path = Path(r.argument).expanduser()
+    text, arch = parse_file_spec(r.argument)
+    path = Path(text).expanduser()
     if not path.is_file():
-        raise UserError(f"no feature network at {path} (features file:PATH reads a local TorchScript or .pt2 file)")
+        raise UserError(f"no feature network at {path} (features file:PATH reads a local TorchScript or .pt2 file, "
+                        "file:ARCH=PATH a state dict of torchvision's ARCH)")  # fmt: skip
     sha = file_sha256(path)
-    net = load_feature_net(path, r.device)
+    net = load_feature_net(path, r.device, arch)
     in_res = net.input_resolution or r.res
 
     def features(images: np.ndarray) -> np.ndarray:
@@ -177,8 +212,9 @@ def file_extractor(r: ExtractorRequest) -> Extractor:
         raise UserError(f"the feature network {path.name} gives every probe cover the same features: it cannot "
                         "tell covers apart")
     info: dict[str, Any] = {
-        "path": r.argument, "sha256": sha, "format": net.format, "dim": int(probe.shape[1]),
+        "path": text, "sha256": sha, "format": net.format, "dim": int(probe.shape[1]),
         "input": INPUT_CONTRACT, "input_resolution": in_res,
     }  # fmt: skip
-    prep = f"file-sha256-{sha}-r{r.res}-in{in_res}-rgb01"
-    return Extractor(f"{FILE_SCHEME}:{path.name}@{sha[:12]}", prep, features, info)
+    if net.arch is not None:
+        info["arch"] = net.arch
+    return Extractor(*_names(path, sha, net, r.res, in_res), features, info)
