@@ -457,3 +457,18 @@ def test_the_readme_feature_networks_follow_the_contract(tiny, tmp_path, monkeyp
     for kind in kinds:
         ext = make_extractor(tiny, kind, 32, EvalConfig(), CPU)
         assert ext(tiny.covers(32)[:3]).shape == (3, 512) and ext.info["input_resolution"] == 224
+
+
+def test_every_extractor_gets_c_contiguous_batches():
+    """The Extractor hands its function C-contiguous uint8 batches whatever the caller's layout (a generator's NCHW
+    output seen as NHWC is not): convolutions take another code path per layout, and bench evaluate's covers must
+    give bit for bit the features of the same covers read back from PNG files."""
+    from metrics.features.extractors import Extractor
+
+    seen = []
+    ext = Extractor("probe", "probe", lambda a: seen.append(a.flags.c_contiguous) or a.reshape(len(a), -1)[:, :4] * 1.0)
+    nchw = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
+    view = nchw.transpose(0, 2, 3, 1)  # NHWC values, NCHW memory
+    assert not view.flags.c_contiguous
+    out = ext(view, batch=4)
+    assert seen == [True, True, True] and np.array_equal(out, ext(np.ascontiguousarray(view), batch=4))

@@ -223,7 +223,7 @@ def _judged_numbers(doc: dict) -> dict:
 
 
 def _flat(doc, prefix: str = "") -> dict:
-    """Nested dicts and lists as one ``path -> leaf`` dict, so numbers compare with a tolerance."""
+    """Nested dicts and lists as one ``path -> leaf`` dict, so a difference names its path."""
     if isinstance(doc, dict):
         return {k: v for key, item in doc.items() for k, v in _flat(item, f"{prefix}/{key}").items()}
     if isinstance(doc, (list, tuple)):
@@ -232,20 +232,16 @@ def _flat(doc, prefix: str = "") -> dict:
 
 
 def _same_numbers(a: dict, b: dict) -> None:
-    """Equal up to float rounding: features of the same uint8 covers, batched differently, differ in the 7th digit."""
+    """Exactly equal, leaf by leaf (the first difference named by its path)."""
     fa, fb = _flat(a), _flat(b)
     assert fa.keys() == fb.keys()
     for key, va in fa.items():
-        vb = fb[key]
-        if isinstance(va, float) and isinstance(vb, (int, float)):
-            assert va == pytest.approx(vb, rel=1e-5, abs=1e-9), key
-        else:
-            assert va == vb, key
+        assert va == fb[key], (key, va, fb[key])
 
 
 def test_exported_covers_judged_as_images_give_bench_evaluates_numbers(coupled, tmp_path):
     """A trained dcgan_cond+pca: `bench export` 500 covers with their manifest, judge them with evaluate_images
-    (the folder path), and every number that does not need z equals `bench evaluate`'s (to float rounding)."""
+    (the folder path), and every number that does not need z equals `bench evaluate`'s exactly."""
     import shutil
 
     import benchmark

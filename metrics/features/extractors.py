@@ -32,7 +32,10 @@ class Extractor:
     info: dict = field(default_factory=dict)
 
     def __call__(self, images: np.ndarray, batch: int = 512) -> np.ndarray:
-        out = [self.fn(np.asarray(images[s : s + batch])) for s in range(0, len(images), batch)]
+        """Features of uint8 NHWC ``images``, ``batch`` at a time, each batch handed over C-contiguous: the
+        networks' convolutions take another code path for other memory layouts (a generator's NCHW output seen
+        as NHWC), and the same pixels must give the same features bit for bit, however they were made."""
+        out = [self.fn(np.ascontiguousarray(images[s : s + batch])) for s in range(0, len(images), batch)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
