@@ -516,3 +516,19 @@ def test_probe_leaves_a_genre_its_folds_hold_out_wholly_unscored_and_says_so():
     with pytest.raises(UserError, match=r"hold out every cover of a genre for \d+ of 96 covers \('a', 'b', 'c'"):
         genre_probe(x, y, folds=3, n_permutations=200, n_bootstrap=100, groups=tied,
                     class_names=["a", "b", "c", "solo"])
+
+
+# --- 16: the train summary names each stage by its family -----------------------------------------------------------
+
+
+def test_the_train_summary_labels_the_diffusion_model_by_its_family(capsys):
+    from benchmark.cli.train_cmd import _print_summary
+    from benchmark.pipeline.train import StageResult
+
+    rows = [StageResult("encoder", "genre", "skipped", 0.0), StageResult("gan", "dcgan_cond", "trained", 1.0, 16),
+            StageResult("gan", "diffusion_cond", "trained", 1.0, 16)]
+    assert [r.kind for r in rows] == ["encoder", "gan", "gan"]  # what callers tell apart: unchanged
+    _print_summary(rows, Path("runs/r"))
+    out = capsys.readouterr().out
+    assert "diffusion diffusion_cond" in out and "gan diffusion_cond" not in out, out
+    assert "gan dcgan_cond" in out and "encoder genre" in out, out
