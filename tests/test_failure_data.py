@@ -112,13 +112,37 @@ def test_a_second_synth_or_import_of_a_busy_dataset_exits_2(tmp_path, capsys):
 _HOLD = """
 import sys
 from pathlib import Path
-from benchmark.pipeline.locks import run_lock
-from core.paths import RunPaths
-with run_lock(RunPaths(Path(sys.argv[1]))):
+from benchmark.pipeline.locks import dataset_lock, run_lock
+from core.paths import DatasetPaths, RunPaths
+folder = Path(sys.argv[1])
+with dataset_lock(DatasetPaths(folder)) if sys.argv[3:] == ["dataset"] else run_lock(RunPaths(folder)):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
     Path(sys.argv[2]).write_text("released")
 """
+
+
+def hold_lock(tmp_path: Path, folder: Path, *kind: str) -> subprocess.Popen:
+    """Another process holding the lock of a run (or, with "dataset", a dataset) until its stdin is closed."""
+    holder = python_process(tmp_path, _HOLD, str(folder), str(tmp_path / "released"), *kind, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"held"
+    return holder
+
+
+def test_a_probe_holds_the_datasets_lock_like_its_other_writers(tmp_path, capsys):
+    make_tiny_dataset(n=40)
+    probe = ["data", "probe", "tiny", "--features", "colour", "--folds", "2", "--permutations", "100"]
+    holder = hold_lock(tmp_path, tmp_path / "data" / "tiny", "dataset")
+    try:
+        assert bench(*probe) == 2
+        err = one_line(capsys)
+        assert f"dataset 'tiny' is in use by process {holder.pid}" in err and "bench --wait SECONDS" in err, err
+        assert not (tmp_path / "data" / "tiny" / "probe.json").exists()
+    finally:
+        holder.stdin.close()
+        stop(holder)
+    assert bench(*probe) == 0 and (tmp_path / "data" / "tiny" / "probe.json").is_file()
 
 
 def test_wait_lets_the_second_writer_run_once_the_first_ends(tmp_path, capsys):
