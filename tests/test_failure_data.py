@@ -17,10 +17,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core import paths
 from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from tests.conftest import FAST_TRAIN, files_of, make_tiny_dataset, one_line, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,6 +242,58 @@ def test_a_killed_encode_leaves_the_earlier_encoder_whole_and_train_all_fits_it_
                                                             ("gan", "dcgan", "trained")]
     assert json.loads((encoders / "attributes" / "eval.json").read_text())["dataset"] == "B"
     assert not list(encoders.glob(".attributes.*"))  # the killed encode's stage folder went with the next one
+
+
+_KILLED_REGISTER = """
+import os, signal, sys
+import models.encoders.external as ext
+from benchmark.cli.app import main
+real = ext.write_embeddings
+def write_then_die(path, ds, x):
+    real(path, ds, x)
+    os.kill(os.getpid(), signal.SIGKILL)  # the new vectors written beside their meta, not yet scored
+ext.write_embeddings = write_then_die
+main(["-q", "encode", "--from-file", sys.argv[1], "--name", sys.argv[2], "--run", "x", "--dataset", "tiny",
+      "--replace"])
+"""
+
+
+def vector_file(path: Path, ds: PreparedDataset, seed: int) -> Path:
+    """An outside embedding of every track of ``ds`` (.npz: track_id + vector)."""
+    x = np.random.default_rng(seed).standard_normal((len(ds), 4))
+    np.savez(path, track_id=np.asarray(ds.tracks["track_id"], dtype=str), vector=x)
+    return path
+
+
+def test_registering_an_embedding_holds_the_runs_lock_and_a_kill_leaves_the_earlier_one_whole(tmp_path, capsys):
+    from models.conditions import load_conditions
+
+    make_tiny_dataset(n=40)
+    ds, run = PreparedDataset.open("tiny"), paths.run("x")
+    a, b = vector_file(tmp_path / "a.npz", ds, 0), vector_file(tmp_path / "b.npz", ds, 1)
+    register = ["encode", "--from-file", str(a), "--name", "ext2", "--run", "x", "--dataset", "tiny"]
+    holder = hold_lock(tmp_path, run.root)
+    try:
+        assert bench(*register) == 2
+        err = one_line(capsys)
+        assert f"run 'x' is in use by process {holder.pid}" in err and "bench --wait SECONDS" in err, err
+        assert not (run.root / "encoders").exists()
+    finally:
+        holder.stdin.close()
+        stop(holder)
+    assert bench(*register) == 0
+    before = files_of(run.encoder("ext2"))
+    killed = python_process(tmp_path, _KILLED_REGISTER, str(b), "ext2")
+    assert killed.wait() == -signal.SIGKILL
+    assert files_of(run.encoder("ext2")) == before  # not b's vectors beside a's scores
+    assert np.allclose(load_conditions(ds, "ext2", run), np.load(a)["vector"])
+    killed = python_process(tmp_path, _KILLED_REGISTER, str(b), "ext3")  # a first registration, killed
+    assert killed.wait() == -signal.SIGKILL
+    assert not run.encoder("ext3").exists()  # no half-registered embedding: the next use says to register it
+    with pytest.raises(UserError, match="no condition 'ext3' in run 'x': register it"):
+        load_conditions(ds, "ext3", run)
+    assert bench("encode", "--from-file", str(b), "--name", "ext3", "--run", "x", "--dataset", "tiny") == 0
+    assert not list((run.root / "encoders").glob(".ext*"))  # what the killed ones left went with the next one
 
 
 # --- 3. a dataset replaced under the same name --------------------------------------------------------------------

@@ -4,7 +4,9 @@
 where the built-in encoders write theirs: ``<run>/encoders/<name>/embeddings.parquet``, ``eval.json`` (the same
 genre probe, k-NN, clustering and t-SNE as ``bench encode``, so it shows on the report's encoder and music pages)
 and ``meta.json`` saying where it came from (``kind: external``, the source path as given, its SHA-256, d, the
-dataset and its content fingerprint). A model id ``dcgan_cond+<name>`` then trains and is judged on it like on pca.
+dataset and its content fingerprint). The files are staged and replace an earlier registration together or not at
+all; the caller holds the run's lock (``benchmark.pipeline.encode``). A model id ``dcgan_cond+<name>`` then trains
+and is judged on it like on pca.
 
 Accepted files (a bare array "in dataset row order" is refused: row order is too easy to get silently wrong):
 
@@ -32,11 +34,12 @@ import pandas as pd
 
 from core.config.names import CONDITION_NAMES, check_condition_name
 from core.config.schema import EncodersConfig
-from core.data.fingerprint import manifest_hash
+from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.prepared import PreparedDataset, file_sha256
 from core.errors import UserError
 from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
+from core.storage import staged_outputs
 from models.encoders.base import META_FILE
 from models.encoders.evaluate import evaluate_embeddings
 from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, load_embeddings, write_embeddings
@@ -273,23 +276,30 @@ def register_embedding(
     meta = {
         "kind": EXTERNAL_KIND, "name": name, "source": str(path), "sha256": sha,
         "ids": None if ids is None else str(ids), "ids_sha256": ids_sha, "layout": table.layout,
-        "dim": int(x.shape[1]), "n": int(len(x)), "dataset": ds.name, "dataset_fingerprint": manifest_hash(ds.manifest),
+        "dim": int(x.shape[1]), "n": int(len(x)), "dataset": ds.name, FINGERPRINT: ds.fingerprint,
     }  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # meta before vectors, scores last: a crash leaves either no vectors ("register it") or the new ones with
-    # their meta, never old scores or an old meta beside new vectors
-    for stale in (EVAL_FILE, EMBEDDINGS_FILE):
-        (out_dir / stale).unlink(missing_ok=True)
-    write_json_atomic(out_dir / META_FILE, meta)
-    write_embeddings(out_dir / EMBEDDINGS_FILE, ds, x)
+    # meta, vectors and scores are staged and swapped in together: a kill leaves the earlier registration whole
+    # (or none), never new vectors beside an old meta or without their scores
+    with staged_outputs(out_dir) as stage:
+        write_json_atomic(stage / META_FILE, meta)
+        write_embeddings(stage / EMBEDDINGS_FILE, ds, x)
+        return _score(ds, x, stage, meta, cfg)
+
+
+def _score(ds: PreparedDataset, x: np.ndarray, stage: Path, meta: dict[str, Any], cfg: EncodersConfig
+           ) -> dict[str, Any]:
+    """The genre probe, k-NN, clustering and t-SNE of the vectors, written as ``eval.json`` into ``stage``."""
+    name = meta["name"]
     t0 = time.perf_counter()
     ev = evaluate_embeddings(
         x, ds.genre_idx, ds.tracks["split"].to_numpy(), ds.genres, seed=cfg.seed, max_points=cfg.eval_max_points,
-        tsne_points=cfg.tsne_points, tsne_path=out_dir / "tsne.png", title=f"{name} (external, d={x.shape[1]}) on "
+        tsne_points=cfg.tsne_points, tsne_path=stage / "tsne.png", title=f"{name} (external, d={x.shape[1]}) on "
         f"{ds.name}",
     )  # fmt: skip
+    if "tsne_png" in ev:  # the staging folder's path would dangle once it is swapped in
+        ev["tsne_png"] = Path(ev["tsne_png"]).name
     splits = {s: int(len(ds.split_rows(s))) for s in ("train", "val", "test")}
-    ev.update(encoder=name, kind=EXTERNAL_KIND, dataset=ds.name, source=str(path), sha256=sha, splits=splits,
-              eval_seconds=round(time.perf_counter() - t0, 3))
-    write_json_atomic(out_dir / EVAL_FILE, ev)
+    ev.update(encoder=name, kind=EXTERNAL_KIND, dataset=ds.name, source=meta["source"], sha256=meta["sha256"],
+              splits=splits, eval_seconds=round(time.perf_counter() - t0, 3))
+    write_json_atomic(stage / EVAL_FILE, ev)
     return ev
