@@ -353,6 +353,35 @@ def test_a_dataset_replaced_under_its_name_is_never_reused_silently(tmp_path, ca
                             "replaced since"]
 
 
+def test_an_embedding_registered_for_a_replaced_dataset_is_refused_saying_how_to_register_it_again(tmp_path, capsys):
+    from models.conditions import load_conditions
+
+    make_tiny_dataset(n=48, seed=0)
+    ds, run = PreparedDataset.open("tiny"), paths.run("x")
+    a = vector_file(tmp_path / "a.npz", ds, 0)
+    assert bench("encode", "--from-file", str(a), "--name", "ext", "--run", "x", "--dataset", "tiny") == 0
+    assert json.loads((run.encoder("ext") / "eval.json").read_text())["dataset_fingerprint"] == ds.fingerprint
+    capsys.readouterr()
+
+    make_tiny_dataset(n=48, seed=1)  # `bench data synth --name tiny --force`: the same track ids, other content
+    assert PreparedDataset.open("tiny").fingerprint != ds.fingerprint
+    (tmp_path / "asked.csv").write_text("track_id\nt0000\n")
+    for args in (["train", "dcgan_cond+ext", "--run", "x", "--dataset", "tiny", "--kimg", "0.016", *FAST],
+                 ["train", "all", "--run", "x", "--dataset", "tiny", "--encoders", "none", "--set",
+                  "train.models=[dcgan_cond+ext]", *FAST],
+                 ["evaluate", "--samples", str(tmp_path / "covers.npy"), "--asked", str(tmp_path / "asked.csv"),
+                  "--dataset", "tiny", "--condition", "ext", "--name", "outside", "--run", "x", *EVAL_FAST[:2]]):
+        assert bench(*args) == 2, args
+        err = one_line(capsys)
+        assert "the embedding 'ext' registered in run 'x' was made from an earlier version of dataset 'tiny'" in err
+        assert "register it again with `bench encode --from-file F --name ext --run x --dataset tiny`" in err, err
+    assert not (run.root / "models").exists() and not (run.root / "eval").exists()
+    # registered again: no --replace needed, the old vectors fit no dataset there is
+    b = vector_file(tmp_path / "b.npz", PreparedDataset.open("tiny"), 1)
+    assert bench("encode", "--from-file", str(b), "--name", "ext", "--run", "x", "--dataset", "tiny") == 0
+    assert np.allclose(load_conditions(PreparedDataset.open("tiny"), "ext", run), np.load(b)["vector"])
+
+
 # --- 4. a refused train writes nothing; a dataset given by path stays a path ----------------------------------------
 
 
