@@ -382,6 +382,31 @@ def test_an_embedding_registered_for_a_replaced_dataset_is_refused_saying_how_to
     assert np.allclose(load_conditions(PreparedDataset.open("tiny"), "ext", run), np.load(b)["vector"])
 
 
+def test_a_checkpoint_records_its_datasets_fingerprint_and_is_checked_where_it_is_loaded(tmp_path, capsys):
+    """train_config.json beside a checkpoint records the data too, but a checkpoint may travel alone (or beside an
+    older train_config.json): its own meta says what it learnt from."""
+    import torch
+
+    make_tiny_dataset(n=48, seed=0)
+    assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
+    model = tmp_path / "runs" / "r" / "models" / "dcgan"
+    ckpt = sorted((model / "checkpoints").glob("ckpt-*.pt"))[-1]
+    meta = json.loads(torch.load(ckpt, weights_only=True)["meta"])
+    assert (meta["dataset"], meta["dataset_fingerprint"]) == ("tiny", PreparedDataset.open("tiny").fingerprint)
+    capsys.readouterr()
+
+    make_tiny_dataset(n=48, seed=1)  # replaced under its name
+    config = model / "train_config.json"
+    older = {k: v for k, v in json.loads(config.read_text()).items() if k != "dataset_fingerprint"}
+    config.write_text(json.dumps(older))  # a train_config.json that says nothing of the content
+    for args in (["train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.032", "--resume", *FAST],
+                 ["evaluate", "--model", "dcgan", "--run", "r", "--dataset", "tiny", *EVAL_FAST]):
+        assert bench(*args) == 2, args
+        err = one_line(capsys)
+        assert f"dcgan in {model} was made from an earlier version of dataset 'tiny'" in err, err
+    assert ckpt == sorted((model / "checkpoints").glob("ckpt-*.pt"))[-1] and not (model.parent.parent / "eval").exists()
+
+
 # --- 4. a refused train writes nothing; a dataset given by path stays a path ----------------------------------------
 
 
