@@ -407,6 +407,43 @@ def test_a_checkpoint_records_its_datasets_fingerprint_and_is_checked_where_it_i
     assert ckpt == sorted((model / "checkpoints").glob("ckpt-*.pt"))[-1] and not (model.parent.parent / "eval").exists()
 
 
+def test_check_and_report_never_pass_off_an_evaluation_of_a_replaced_dataset_as_current(tmp_path, capsys):
+    """`bench check` took the dataset's identity from the dataset there now, not from each metrics.json: after
+    `data synth --force` it passed stale numbers and wrote baselines of them, and the report showed them as current."""
+    make_tiny_dataset(n=48, seed=0)
+    run = paths.run("s")
+    for model, fingerprint in (("dcgan", PreparedDataset.open("tiny").fingerprint), ("wgan_gp", None)):
+        doc = {"model": model, "dataset": "tiny", "metrics": {"fid": {"value": 80.0}},
+               "verdict": {"conditioning_works": "no"}, **({"dataset_fingerprint": fingerprint} if fingerprint else {})}
+        run.eval(model).mkdir(parents=True)
+        (run.eval(model) / "metrics.json").write_text(json.dumps(doc))
+    gate, base = tmp_path / "gate.yaml", tmp_path / "base.json"
+    gate.write_text("dcgan:\n  fid: {max: 100}\nwgan_gp:\n  fid: {max: 100}\n")
+    assert bench("check", "--run", "s", "--write-baseline", str(base), "--thresholds", str(gate)) == 0
+    out = " ".join(capsys.readouterr().out.split())  # an older file without a fingerprint: a note, not a refusal
+    assert "note: the evaluation of wgan_gp records no dataset fingerprint" in out and "dcgan records" not in out, out
+
+    make_tiny_dataset(n=48, seed=1)  # `bench data synth --name tiny --force`
+    for args in (["--write-baseline", str(tmp_path / "new.json")], ["--baseline", str(base)],
+                 ["--thresholds", str(gate)]):
+        assert bench("check", "--run", "s", *args) == 2, args
+        err = one_line(capsys)
+        assert "the evaluation of dcgan in run 's' was made from an earlier version of dataset 'tiny'" in err, err
+        assert "re-run `bench evaluate --model dcgan --run s`" in err, err
+    assert not (tmp_path / "new.json").exists()
+
+    assert bench("report", "--run", "s", "--thresholds", str(gate)) == 0
+    report = tmp_path / "runs" / "s" / "report"
+    row = (report / "index.html").read_text().split('data-value="dcgan"')[1].split("</tr>")[0]
+    assert '<span class="badge stale"' in row and "earlier version of dataset &#39;tiny&#39;" in row, row
+    assert "not applied" in row and "passed" not in row  # its thresholds are left off
+    page = (report / "model-dcgan.html").read_text()
+    assert "Not current:" in page and "re-run `bench evaluate --model dcgan --run s`" in page
+    assert 'id="checks"' not in page
+    older = (report / "model-wgan_gp.html").read_text()  # unknown, so judged as it is, and said
+    assert "records no dataset fingerprint" in older and 'id="checks"' in older and "Not current:" not in older
+
+
 # --- 4. a refused train writes nothing; a dataset given by path stays a path ----------------------------------------
 
 
