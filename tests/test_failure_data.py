@@ -373,7 +373,7 @@ def test_an_embedding_registered_for_a_replaced_dataset_is_refused_saying_how_to
                   "--dataset", "tiny", "--condition", "ext", "--name", "outside", "--run", "x", *EVAL_FAST[:2]]):
         assert bench(*args) == 2, args
         err = one_line(capsys)
-        assert "the embedding 'ext' registered in run 'x' was made from an earlier version of dataset 'tiny'" in err
+        assert "the embedding 'ext' in run 'x' was registered for an earlier version of dataset 'tiny'" in err
         assert "register it again with `bench encode --from-file F --name ext --run x --dataset tiny`" in err, err
     assert not (run.root / "models").exists() and not (run.root / "eval").exists()
     # registered again: no --replace needed, the old vectors fit no dataset there is

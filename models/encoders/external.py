@@ -246,8 +246,8 @@ def load_external(ds: PreparedDataset, name: str, run: RunPaths | None) -> np.nd
     if meta.get("dataset") != ds.name:
         raise UserError(f"condition {name!r} in run {run.name!r} was registered for dataset {meta.get('dataset')!r}, "
                         f"not {ds.name!r}: {register_hint(name, run, ds.location)}")
-    check_fingerprint(meta.get(FINGERPRINT), ds.fingerprint, f"the embedding {name!r} registered in run {run.name!r}",
-                      ds.name, register_hint(name, run, ds.location, again=True))
+    check_fingerprint(meta.get(FINGERPRINT), ds.fingerprint, f"the embedding {name!r} in run {run.name!r}", ds.name,
+                      register_hint(name, run, ds.location, again=True), made="registered for")
     return load_embeddings(run, name, ds)
 
 
