@@ -33,7 +33,7 @@ _EXPORTS = {
     "train_all": "benchmark.pipeline.train",
     "encode": "benchmark.pipeline.encode",
     "register_extractor": "metrics.features.extractors",
-    "register_embedding": "models.encoders.external",
+    "register_embedding": "benchmark.pipeline.encode",  # under the run's lock
     "Extractor": "metrics.features.extractors",
     "ExtractorRequest": "metrics.features.extractors",
     "PreparedDataset": "core.data.prepared",
@@ -52,7 +52,7 @@ __all__ = [  # written out (not derived) so linters and readers see the public n
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from benchmark.pipeline.encode import encode
+    from benchmark.pipeline.encode import encode, register_embedding
     from benchmark.pipeline.evaluate import (
         evaluate_generator,
         evaluate_images,
@@ -70,7 +70,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from core.data.prepared import PreparedDataset
     from core.errors import UserError
     from metrics.features.extractors import Extractor, ExtractorRequest, register_extractor
-    from models.encoders.external import register_embedding
 
 
 def __getattr__(name: str) -> Any:

@@ -66,3 +66,13 @@ def read_json_object(path: Path, what: str = "", hint: str = "") -> dict[str, An
         kind = type(doc).__name__ if doc is not None else "null"
         raise UserError(f"{label} holds a JSON {kind}, not an object{': ' + hint if hint else ''}")
     return doc
+
+
+def read_json_mapping(path: Path) -> dict[str, Any] | None:
+    """The JSON object at ``path``, or None when it is missing, unreadable or not an object: for readers that show
+    what there is (a report, a staleness check) and never fail for a part that is not there."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None

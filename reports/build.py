@@ -11,7 +11,6 @@ note that says which command produces it; the report itself never fails for a mi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -26,6 +25,7 @@ from core import __version__
 from core.config.names import AUDIO_ENCODERS, model_ids_in, ordered_model_ids, parse_eval_name
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
+from core.jsonfiles import read_json_mapping as _read_json
 from core.paths import RunPaths, configs_dir
 from core.progress import track
 from models.encoders.base import ENCODER_NAMES, OPTIONAL_ENCODERS, TABLE_ENCODERS
@@ -37,6 +37,7 @@ from reports.check import (
     calibration_mismatch,
     describe_calibration,
     evaluate_bound,
+    evaluation_currency,
     evaluation_facts,
     external_models,
     load_gate,
@@ -111,16 +112,6 @@ def _env() -> Environment:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _read_config(run: RunPaths) -> tuple[str | None, dict[str, Any]]:
     if not run.config.is_file():
         return None, {}
@@ -190,6 +181,9 @@ def _thresholds(run: RunPaths, path: Path | None, preset: str | None) -> tuple[G
         return load_gate(auto), str(auto), None
     except UserError as e:
         return Gate({}), str(auto), f"thresholds not applied: {e}"
+
+
+_STALE_SKIP = "thresholds not applied: the evaluation was judged against an earlier version of its dataset"
 
 
 def _calibration_skip(run: RunPaths, gate: Gate, doc: dict | None) -> str | None:
@@ -575,12 +569,15 @@ def _render_all(run, out, dataset, config_text, config, gate, threshold_source, 
     models, rows, skipped = [], [], []
     for name in track(names, "report: models"):
         doc = _read_json(run.eval(name) / "metrics.json")
-        skip = _calibration_skip(run, gate, doc) if bounds.get(name) else None
+        stale, currency_note = evaluation_currency(run, name, doc)
+        skip = (_STALE_SKIP if stale else _calibration_skip(run, gate, doc)) if bounds.get(name) else None
         checks, note = ([], None) if skip else _apply(name, bounds.get(name, []), doc, threshold_source or "thresholds",
                                                       explicit is not None)
         threshold_note = threshold_note or note
         ctx, row = _model_page(run, name, img, checks, out)
         ctx["threshold_skip"] = row["threshold_skip"] = skip
+        ctx["stale"] = row["stale"] = stale  # shown on its row and page: numbers of data that is gone
+        ctx["currency_note"] = row["currency_note"] = currency_note
         skipped += [name] if skip else []
         models.append(ctx)
         rows.append(row)

@@ -29,6 +29,11 @@ mean nothing on another, so such a file is applied only to evaluations that matc
 check`` refuses a run that does not (one line naming the difference), and the report leaves its bounds off
 there and says why. Delete the block to apply a file anyway.
 
+Numbers judged against an earlier version of their dataset (replaced since under the same name: ``bench data
+synth/import --force``) describe data that is gone: every check (bounds, baseline, writing a baseline) refuses a
+model whose metrics.json records another content fingerprint than its dataset's now, naming the ``bench evaluate``
+that redoes it (``evaluation_currency``); an older file that records none gets a note instead.
+
 Baselines: ``collect_baseline`` gathers every numeric metric value of a run into one JSON; ``check_thresholds`` with a
 baseline fails a metric that got worse by more than ``tolerance`` relative to its baseline value, in its bad
 direction (see ``direction``).
@@ -45,7 +50,7 @@ import yaml
 
 from core.config.names import MODEL_NAMES
 from core.errors import UserError
-from core.jsonfiles import read_json, read_json_object, write_json_atomic
+from core.jsonfiles import read_json, read_json_mapping, read_json_object, write_json_atomic
 from core.paths import RunPaths
 from core.storage import check_writable
 
@@ -100,6 +105,7 @@ class CheckResult:
 @dataclass
 class CheckReport:
     results: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the checks could not tell (see ``evaluation_currency``)
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -319,25 +325,83 @@ def evaluation_facts(run: RunPaths, doc: dict[str, Any]) -> dict[str, str | None
     if extractor is None:  # older or hand-made files: each metric entry names its extractor
         fid = metrics_of(doc).get("fid")
         extractor = fid.get("extractor") if isinstance(fid, dict) else None
-    dataset = doc.get("dataset")
+    from core.data.info import dataset_identity
+
+    dataset, ds = doc.get("dataset"), judged_dataset(run, doc)
     return {
         "dataset": None if dataset is None else str(dataset),
-        "dataset_identity": _identity_of(dataset),
+        "dataset_identity": None if ds is None else dataset_identity(ds),  # gone: not known, so not compared
         "preset": _run_preset(run),
         "extractor": None if extractor is None else str(extractor),
     }
 
 
-def _identity_of(dataset: Any) -> str | None:
-    from core.data.info import dataset_identity
+def judged_dataset(run: RunPaths, doc: dict[str, Any]) -> Any:
+    """The dataset an evaluation was judged against, as it is now (a ``PreparedDataset``; None when it is gone or
+    unreadable): the folder it was opened from when given by path (metrics.json's ``dataset_path``, else the
+    training's when it names the same dataset), else the name under the data root."""
     from core.data.prepared import PreparedDataset
 
-    if not isinstance(dataset, str) or not dataset:
+    name = doc.get("dataset")
+    if not isinstance(name, str) or not name:
         return None
+    where = doc.get("dataset_path")
+    if where is None and is_model_name(doc.get("model")):
+        trained = read_json_mapping(run.model(_model_of(str(doc["model"]))) / "train_config.json") or {}
+        where = trained.get("dataset_path") if trained.get("dataset") == name else None
     try:
-        return dataset_identity(PreparedDataset.open(dataset))
+        return PreparedDataset.open(where if isinstance(where, str) and where else name)
     except (UserError, OSError, ValueError):
-        return None  # the dataset is gone or unreadable: its identity is not known, so it is not compared
+        return None
+
+
+def _model_of(eval_name: str) -> str:
+    from core.config.names import parse_eval_name
+
+    return parse_eval_name(eval_name)[0]
+
+
+# -------------------------------------------------------------------------- made from the dataset there now?
+def redo_evaluation(run: RunPaths, model: str, doc: dict[str, Any]) -> str:
+    """The command that evaluates ``model`` of ``run`` again (its evaluation folder's name: ``diffusion_cond@w2``)."""
+    if doc.get("source", "toolkit") != "toolkit":
+        return f"re-run `bench evaluate --samples ... --name {model} --run {run.name}` on the dataset there now"
+    from core.config.names import parse_eval_name
+
+    base, w = parse_eval_name(model)
+    return f"re-run `bench evaluate --model {base} --run {run.name}{'' if w is None else f' --guidance {w:g}'}`"
+
+
+def evaluation_currency(run: RunPaths, model: str, doc: dict[str, Any] | None, fix: str | None = None
+                        ) -> tuple[str | None, str | None]:
+    """(stale, note) for one evaluation: ``stale`` the one line saying it was judged against an earlier version of
+    its dataset (replaced since: ``bench data ... --force``) and ``fix`` (default: re-run ``bench evaluate``);
+    ``note`` when it records no content fingerprint (files older than the fingerprint), so that cannot be told.
+    (None, None) when it is current, or when its dataset is not named or gone."""
+    from core.data.fingerprint import KEY, check_fingerprint
+
+    ds = None if doc is None else judged_dataset(run, doc)
+    if ds is None:
+        return None, None
+    recorded = doc.get(KEY)
+    if not isinstance(recorded, str) or not recorded:
+        return None, (f"the evaluation of {model} records no dataset fingerprint (an older file): whether dataset "
+                      f"{ds.name!r} was replaced since cannot be told; {redo_evaluation(run, model, doc)} to be sure")
+    try:
+        check_fingerprint(recorded, ds.fingerprint, f"the evaluation of {model} in run {run.name!r}", ds.name,
+                          fix or redo_evaluation(run, model, doc))
+    except UserError as e:
+        return str(e), None
+    return None, None
+
+
+def require_current(run: RunPaths, model: str, doc: dict[str, Any] | None, notes: list[str] | None = None) -> None:
+    """UserError when ``model``'s evaluation is stale (see ``evaluation_currency``); its note, if any, to ``notes``."""
+    stale, note = evaluation_currency(run, model, doc)
+    if stale:
+        raise UserError(stale)
+    if note and notes is not None and note not in notes:
+        notes.append(note)
 
 
 def _run_preset(run: RunPaths) -> str | None:
@@ -432,12 +496,14 @@ def evaluate_bound(model: str, bound: Bound, doc: dict[str, Any] | None, source:
 
 def check_bounds(
     run: RunPaths, thresholds: dict[str, list[Bound]], source: str = "thresholds",
-    calibrated_for: dict[str, str] | None = None,
+    calibrated_for: dict[str, str] | None = None, notes: list[str] | None = None,
 ) -> list[CheckResult]:
-    """Every bound against the run's metrics; a model evaluated otherwise than ``calibrated_for`` is refused."""
+    """Every bound against the run's metrics; a model evaluated otherwise than ``calibrated_for``, or against an
+    earlier version of its dataset, is refused (``notes`` gets what cannot be told)."""
     out = []
     for model, bounds in thresholds.items():
         doc = read_metrics(run, model)
+        require_current(run, model, doc, notes)
         if doc is not None and calibrated_for:
             diff = calibration_mismatch(calibrated_for, evaluation_facts(run, doc))
             if diff:
@@ -461,14 +527,17 @@ def direction(metric: str) -> str:
 
 
 def collect_baseline(run: RunPaths) -> dict[str, Any]:
-    """Every evaluated model's numeric metric values: {"models": {model: {metric: value}}}."""
+    """Every evaluated model's numeric metric values: {"models": {model: {metric: value}}}, and "notes" when some
+    evaluation cannot say which content of its dataset it judged. A stale evaluation is refused: it is no baseline."""
     models: dict[str, dict[str, float]] = {}
+    notes: list[str] = []
     eval_root = run.root / "eval"
     for d in sorted(eval_root.iterdir()) if eval_root.is_dir() else []:
         known = is_model_name(d.name) or d.name in external_models(run)
         doc = read_metrics(run, d.name) if d.is_dir() and known else None
         if doc is None:
             continue
+        require_current(run, d.name, doc, notes)
         vals = {
             k: float(v["value"])
             for k, v in metrics_of(doc).items()
@@ -477,7 +546,7 @@ def collect_baseline(run: RunPaths) -> dict[str, Any]:
         models[d.name] = vals
     if not models:
         raise UserError(f"run {run.name!r} has no evaluated models (run `bench evaluate --run {run.name}`)")
-    return {"schema_version": BASELINE_SCHEMA, "run": run.name, "models": models}
+    return {"schema_version": BASELINE_SCHEMA, "run": run.name, "models": models, **({"notes": notes} if notes else {})}
 
 
 def check_output_file(path: str | Path, what: str, example: str) -> Path:
@@ -515,14 +584,16 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, float]]:
 
 
 def compare_baseline(
-    run: RunPaths, baseline: dict[str, dict[str, float]], tolerance: float
+    run: RunPaths, baseline: dict[str, dict[str, float]], tolerance: float, notes: list[str] | None = None
 ) -> list[CheckResult]:
-    """A metric fails when it moved in its bad direction by more than ``tolerance`` x |baseline value|."""
+    """A metric fails when it moved in its bad direction by more than ``tolerance`` x |baseline value|; a stale
+    evaluation is refused (``require_current``)."""
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise UserError(f"tolerance must be a finite number >= 0, got {tolerance}")
     out = []
     for model, base in baseline.items():
         doc = read_metrics(run, model)
+        require_current(run, model, doc, notes)
         for metric, ref in base.items():
             way = direction(metric)
             allowed = tolerance * abs(ref)
@@ -560,10 +631,10 @@ def check_thresholds(
     if thresholds is not None:
         gate = thresholds if isinstance(thresholds, Gate) else (
             Gate(thresholds) if isinstance(thresholds, dict) else load_gate(thresholds))
-        report.results.extend(check_bounds(run, gate.bounds, gate.source, gate.calibrated_for))
+        report.results.extend(check_bounds(run, gate.bounds, gate.source, gate.calibrated_for, report.notes))
     if baseline is not None:
         base = baseline if isinstance(baseline, dict) else load_baseline(baseline)
-        report.results.extend(compare_baseline(run, base, tolerance))
+        report.results.extend(compare_baseline(run, base, tolerance, report.notes))
     return report
 
 

@@ -17,10 +17,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core import paths
 from core.data.prepared import PreparedDataset
+from core.errors import UserError
 from tests.conftest import FAST_TRAIN, files_of, make_tiny_dataset, one_line, run_bench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,13 +114,37 @@ def test_a_second_synth_or_import_of_a_busy_dataset_exits_2(tmp_path, capsys):
 _HOLD = """
 import sys
 from pathlib import Path
-from benchmark.pipeline.locks import run_lock
-from core.paths import RunPaths
-with run_lock(RunPaths(Path(sys.argv[1]))):
+from benchmark.pipeline.locks import dataset_lock, run_lock
+from core.paths import DatasetPaths, RunPaths
+folder = Path(sys.argv[1])
+with dataset_lock(DatasetPaths(folder)) if sys.argv[3:] == ["dataset"] else run_lock(RunPaths(folder)):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
     Path(sys.argv[2]).write_text("released")
 """
+
+
+def hold_lock(tmp_path: Path, folder: Path, *kind: str) -> subprocess.Popen:
+    """Another process holding the lock of a run (or, with "dataset", a dataset) until its stdin is closed."""
+    holder = python_process(tmp_path, _HOLD, str(folder), str(tmp_path / "released"), *kind, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"held"
+    return holder
+
+
+def test_a_probe_holds_the_datasets_lock_like_its_other_writers(tmp_path, capsys):
+    make_tiny_dataset(n=40)
+    probe = ["data", "probe", "tiny", "--features", "colour", "--folds", "2", "--permutations", "100"]
+    holder = hold_lock(tmp_path, tmp_path / "data" / "tiny", "dataset")
+    try:
+        assert bench(*probe) == 2
+        err = one_line(capsys)
+        assert f"dataset 'tiny' is in use by process {holder.pid}" in err and "bench --wait SECONDS" in err, err
+        assert not (tmp_path / "data" / "tiny" / "probe.json").exists()
+    finally:
+        holder.stdin.close()
+        stop(holder)
+    assert bench(*probe) == 0 and (tmp_path / "data" / "tiny" / "probe.json").is_file()
 
 
 def test_wait_lets_the_second_writer_run_once_the_first_ends(tmp_path, capsys):
@@ -218,6 +244,58 @@ def test_a_killed_encode_leaves_the_earlier_encoder_whole_and_train_all_fits_it_
     assert not list(encoders.glob(".attributes.*"))  # the killed encode's stage folder went with the next one
 
 
+_KILLED_REGISTER = """
+import os, signal, sys
+import models.encoders.external as ext
+from benchmark.cli.app import main
+real = ext.write_embeddings
+def write_then_die(path, ds, x):
+    real(path, ds, x)
+    os.kill(os.getpid(), signal.SIGKILL)  # the new vectors written beside their meta, not yet scored
+ext.write_embeddings = write_then_die
+main(["-q", "encode", "--from-file", sys.argv[1], "--name", sys.argv[2], "--run", "x", "--dataset", "tiny",
+      "--replace"])
+"""
+
+
+def vector_file(path: Path, ds: PreparedDataset, seed: int) -> Path:
+    """An outside embedding of every track of ``ds`` (.npz: track_id + vector)."""
+    x = np.random.default_rng(seed).standard_normal((len(ds), 4))
+    np.savez(path, track_id=np.asarray(ds.tracks["track_id"], dtype=str), vector=x)
+    return path
+
+
+def test_registering_an_embedding_holds_the_runs_lock_and_a_kill_leaves_the_earlier_one_whole(tmp_path, capsys):
+    from models.conditions import load_conditions
+
+    make_tiny_dataset(n=40)
+    ds, run = PreparedDataset.open("tiny"), paths.run("x")
+    a, b = vector_file(tmp_path / "a.npz", ds, 0), vector_file(tmp_path / "b.npz", ds, 1)
+    register = ["encode", "--from-file", str(a), "--name", "ext2", "--run", "x", "--dataset", "tiny"]
+    holder = hold_lock(tmp_path, run.root)
+    try:
+        assert bench(*register) == 2
+        err = one_line(capsys)
+        assert f"run 'x' is in use by process {holder.pid}" in err and "bench --wait SECONDS" in err, err
+        assert not (run.root / "encoders").exists()
+    finally:
+        holder.stdin.close()
+        stop(holder)
+    assert bench(*register) == 0
+    before = files_of(run.encoder("ext2"))
+    killed = python_process(tmp_path, _KILLED_REGISTER, str(b), "ext2")
+    assert killed.wait() == -signal.SIGKILL
+    assert files_of(run.encoder("ext2")) == before  # not b's vectors beside a's scores
+    assert np.allclose(load_conditions(ds, "ext2", run), np.load(a)["vector"])
+    killed = python_process(tmp_path, _KILLED_REGISTER, str(b), "ext3")  # a first registration, killed
+    assert killed.wait() == -signal.SIGKILL
+    assert not run.encoder("ext3").exists()  # no half-registered embedding: the next use says to register it
+    with pytest.raises(UserError, match="no condition 'ext3' in run 'x': register it"):
+        load_conditions(ds, "ext3", run)
+    assert bench("encode", "--from-file", str(b), "--name", "ext3", "--run", "x", "--dataset", "tiny") == 0
+    assert not list((run.root / "encoders").glob(".ext*"))  # what the killed ones left went with the next one
+
+
 # --- 3. a dataset replaced under the same name --------------------------------------------------------------------
 
 
@@ -273,6 +351,97 @@ def test_a_dataset_replaced_under_its_name_is_never_reused_silently(tmp_path, ca
         ds.fingerprint]
     assert out["notes"] == ["dropped 2 rows (colour features) measured on an earlier version of dataset 'tiny', "
                             "replaced since"]
+
+
+def test_an_embedding_registered_for_a_replaced_dataset_is_refused_saying_how_to_register_it_again(tmp_path, capsys):
+    from models.conditions import load_conditions
+
+    make_tiny_dataset(n=48, seed=0)
+    ds, run = PreparedDataset.open("tiny"), paths.run("x")
+    a = vector_file(tmp_path / "a.npz", ds, 0)
+    assert bench("encode", "--from-file", str(a), "--name", "ext", "--run", "x", "--dataset", "tiny") == 0
+    assert json.loads((run.encoder("ext") / "eval.json").read_text())["dataset_fingerprint"] == ds.fingerprint
+    capsys.readouterr()
+
+    make_tiny_dataset(n=48, seed=1)  # `bench data synth --name tiny --force`: the same track ids, other content
+    assert PreparedDataset.open("tiny").fingerprint != ds.fingerprint
+    (tmp_path / "asked.csv").write_text("track_id\nt0000\n")
+    for args in (["train", "dcgan_cond+ext", "--run", "x", "--dataset", "tiny", "--kimg", "0.016", *FAST],
+                 ["train", "all", "--run", "x", "--dataset", "tiny", "--encoders", "none", "--set",
+                  "train.models=[dcgan_cond+ext]", *FAST],
+                 ["evaluate", "--samples", str(tmp_path / "covers.npy"), "--asked", str(tmp_path / "asked.csv"),
+                  "--dataset", "tiny", "--condition", "ext", "--name", "outside", "--run", "x", *EVAL_FAST[:2]]):
+        assert bench(*args) == 2, args
+        err = one_line(capsys)
+        assert "the embedding 'ext' in run 'x' was registered for an earlier version of dataset 'tiny'" in err
+        assert "register it again with `bench encode --from-file F --name ext --run x --dataset tiny`" in err, err
+    assert not (run.root / "models").exists() and not (run.root / "eval").exists()
+    # registered again: no --replace needed, the old vectors fit no dataset there is
+    b = vector_file(tmp_path / "b.npz", PreparedDataset.open("tiny"), 1)
+    assert bench("encode", "--from-file", str(b), "--name", "ext", "--run", "x", "--dataset", "tiny") == 0
+    assert np.allclose(load_conditions(PreparedDataset.open("tiny"), "ext", run), np.load(b)["vector"])
+
+
+def test_a_checkpoint_records_its_datasets_fingerprint_and_is_checked_where_it_is_loaded(tmp_path, capsys):
+    """train_config.json beside a checkpoint records the data too, but a checkpoint may travel alone (or beside an
+    older train_config.json): its own meta says what it learnt from."""
+    import torch
+
+    make_tiny_dataset(n=48, seed=0)
+    assert bench("train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
+    model = tmp_path / "runs" / "r" / "models" / "dcgan"
+    ckpt = sorted((model / "checkpoints").glob("ckpt-*.pt"))[-1]
+    meta = json.loads(torch.load(ckpt, weights_only=True)["meta"])
+    assert (meta["dataset"], meta["dataset_fingerprint"]) == ("tiny", PreparedDataset.open("tiny").fingerprint)
+    capsys.readouterr()
+
+    make_tiny_dataset(n=48, seed=1)  # replaced under its name
+    config = model / "train_config.json"
+    older = {k: v for k, v in json.loads(config.read_text()).items() if k != "dataset_fingerprint"}
+    config.write_text(json.dumps(older))  # a train_config.json that says nothing of the content
+    for args in (["train", "dcgan", "--run", "r", "--dataset", "tiny", "--kimg", "0.032", "--resume", *FAST],
+                 ["evaluate", "--model", "dcgan", "--run", "r", "--dataset", "tiny", *EVAL_FAST]):
+        assert bench(*args) == 2, args
+        err = one_line(capsys)
+        assert f"dcgan in {model} was made from an earlier version of dataset 'tiny'" in err, err
+    assert ckpt == sorted((model / "checkpoints").glob("ckpt-*.pt"))[-1] and not (model.parent.parent / "eval").exists()
+
+
+def test_check_and_report_never_pass_off_an_evaluation_of_a_replaced_dataset_as_current(tmp_path, capsys):
+    """`bench check` took the dataset's identity from the dataset there now, not from each metrics.json: after
+    `data synth --force` it passed stale numbers and wrote baselines of them, and the report showed them as current."""
+    make_tiny_dataset(n=48, seed=0)
+    run = paths.run("s")
+    for model, fingerprint in (("dcgan", PreparedDataset.open("tiny").fingerprint), ("wgan_gp", None)):
+        doc = {"model": model, "dataset": "tiny", "metrics": {"fid": {"value": 80.0}},
+               "verdict": {"conditioning_works": "no"}, **({"dataset_fingerprint": fingerprint} if fingerprint else {})}
+        run.eval(model).mkdir(parents=True)
+        (run.eval(model) / "metrics.json").write_text(json.dumps(doc))
+    gate, base = tmp_path / "gate.yaml", tmp_path / "base.json"
+    gate.write_text("dcgan:\n  fid: {max: 100}\nwgan_gp:\n  fid: {max: 100}\n")
+    assert bench("check", "--run", "s", "--write-baseline", str(base), "--thresholds", str(gate)) == 0
+    out = " ".join(capsys.readouterr().out.split())  # an older file without a fingerprint: a note, not a refusal
+    assert "note: the evaluation of wgan_gp records no dataset fingerprint" in out and "dcgan records" not in out, out
+
+    make_tiny_dataset(n=48, seed=1)  # `bench data synth --name tiny --force`
+    for args in (["--write-baseline", str(tmp_path / "new.json")], ["--baseline", str(base)],
+                 ["--thresholds", str(gate)]):
+        assert bench("check", "--run", "s", *args) == 2, args
+        err = one_line(capsys)
+        assert "the evaluation of dcgan in run 's' was made from an earlier version of dataset 'tiny'" in err, err
+        assert "re-run `bench evaluate --model dcgan --run s`" in err, err
+    assert not (tmp_path / "new.json").exists()
+
+    assert bench("report", "--run", "s", "--thresholds", str(gate)) == 0
+    report = tmp_path / "runs" / "s" / "report"
+    row = (report / "index.html").read_text().split('data-value="dcgan"')[1].split("</tr>")[0]
+    assert '<span class="badge stale"' in row and "earlier version of dataset &#39;tiny&#39;" in row, row
+    assert "not applied" in row and "passed" not in row  # its thresholds are left off
+    page = (report / "model-dcgan.html").read_text()
+    assert "Not current:" in page and "re-run `bench evaluate --model dcgan --run s`" in page
+    assert 'id="checks"' not in page
+    older = (report / "model-wgan_gp.html").read_text()  # unknown, so judged as it is, and said
+    assert "records no dataset fingerprint" in older and 'id="checks"' in older and "Not current:" not in older
 
 
 # --- 4. a refused train writes nothing; a dataset given by path stays a path ----------------------------------------

@@ -28,22 +28,39 @@ NOT_UTF8 = b"dcgan:\n  fid: {max: 1}\n# caf\xe9 \xff\xfe\n"
 # --- 7: absurd --n for evaluate and power -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n", ["10000000000000", "100000000000000000000000"])
-def test_absurd_n_for_evaluate_and_power_is_one_line_naming_the_cap(n, capsys):
+@pytest.mark.parametrize(("n", "typed"), [("10000000000000", "10000000000000"), ("10000000000000", "1e13"),
+                                          ("100000000000000000000000", "100000000000000000000000")])
+def test_absurd_n_for_evaluate_and_power_is_one_line_naming_the_cap(n, typed, capsys):
     make_tiny_dataset(n=40)
     assert bench("train", "dcgan_cond", "--run", "r", "--dataset", "tiny", "--kimg", "0.016", *FAST) == 0
     test_tracks = len(PreparedDataset.open("tiny").split_rows("test"))
     capsys.readouterr()
-    assert bench("evaluate", "--run", "r", "--n", n, "--preset", "cpu") == 2
+    assert bench("evaluate", "--run", "r", "--n", typed, "--preset", "cpu") == 2
     err = one_line(capsys)
     assert f"--n {n} is too many" in err and f"{test_tracks} test tracks" in err, err
     assert f"({1000 * test_tracks})" in err, err
     assert not paths.run("r").eval("dcgan_cond").exists()  # nothing computed, nothing staged
     assert bench("--preset", "cpu", "--set", f"eval.n={n}", "evaluate", "--run", "r") == 2
     assert "is too many" in one_line(capsys)
-    assert bench("power", "--run", "r", "--n", f"200,{n}", "--seeds", "2", "--preset", "cpu") == 2
+    assert bench("power", "--run", "r", "--n", f"200,{typed}", "--seeds", "2", "--preset", "cpu") == 2
     assert f"--n {n} is too many" in one_line(capsys)
     assert not (paths.run("r").root / "eval" / "power.json").exists()
+
+
+def test_n_is_read_by_one_parser_for_evaluate_and_power(capsys):
+    from benchmark.pipeline.power import parse_sizes
+    from benchmark.pipeline.sample_size import parse_count
+
+    assert parse_count("1e4") == parse_count("10000") == parse_count(" 10_000 ") == 10_000
+    assert parse_sizes("1e3,200,1000") == (200, 1000)
+    for bad, why in [("1.5", "whole number"), ("x", "whole number"), ("nan", "whole number"), ("inf", "whole number"),
+                     ("10", "too small"), ("1e400", "too many"), ("-5", "too small")]:
+        with pytest.raises(UserError, match=why):
+            parse_count(bad)
+    for args in (["evaluate", "--run", "r", "--n", "20.5"], ["evaluate", "--run", "r", "--n", "5"],
+                 ["power", "--run", "r", "--n", "5"]):
+        assert bench(*args) == 2, args
+        assert "--n" in one_line(capsys)
 
 
 def test_n_beyond_memory_is_one_line_with_the_size_and_the_cap(monkeypatch, capsys):
@@ -516,3 +533,19 @@ def test_probe_leaves_a_genre_its_folds_hold_out_wholly_unscored_and_says_so():
     with pytest.raises(UserError, match=r"hold out every cover of a genre for \d+ of 96 covers \('a', 'b', 'c'"):
         genre_probe(x, y, folds=3, n_permutations=200, n_bootstrap=100, groups=tied,
                     class_names=["a", "b", "c", "solo"])
+
+
+# --- 16: the train summary names each stage by its family -----------------------------------------------------------
+
+
+def test_the_train_summary_labels_the_diffusion_model_by_its_family(capsys):
+    from benchmark.cli.train_cmd import _print_summary
+    from benchmark.pipeline.train import StageResult
+
+    rows = [StageResult("encoder", "genre", "skipped", 0.0), StageResult("gan", "dcgan_cond", "trained", 1.0, 16),
+            StageResult("gan", "diffusion_cond", "trained", 1.0, 16)]
+    assert [r.kind for r in rows] == ["encoder", "gan", "gan"]  # what callers tell apart: unchanged
+    _print_summary(rows, Path("runs/r"))
+    out = capsys.readouterr().out
+    assert "diffusion diffusion_cond" in out and "gan diffusion_cond" not in out, out
+    assert "gan dcgan_cond" in out and "encoder genre" in out, out

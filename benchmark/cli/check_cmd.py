@@ -12,6 +12,7 @@ from rich.table import Table
 from benchmark.cli import common
 from core import paths
 from core.errors import UserError
+from core.jsonfiles import read_json_mapping
 
 
 def check(
@@ -39,9 +40,11 @@ def check(
     if write_baseline is not None:
         out = checks.write_baseline(rp, write_baseline)
         common.console.print(f"baseline of run {escape(rp.name)} written to {escape(str(out))}")
+        _print_notes(read_json_mapping(out) or {})  # the notes the baseline records
         if thresholds is None and baseline is None:
             return
     result = checks.check_thresholds(rp, thresholds, baseline=baseline, tolerance=tolerance)
+    _print_notes({"notes": result.notes})
     table = Table(title=f"bench check: run {escape(rp.name)}")
     for col in ("model", "check", "expected", "actual", "result"):
         table.add_column(col, justify="right" if col == "actual" else "left", overflow="fold")
@@ -57,3 +60,9 @@ def check(
         common.err_console.print(f"FAIL {escape(r.line())}", highlight=False, soft_wrap=True)
     common.err_console.print(f"[bold red]{len(result.failures)} of {len(result.results)} checks failed[/]")
     raise typer.Exit(1)
+
+
+def _print_notes(doc: dict) -> None:
+    """What the checks could not tell (an evaluation that records no dataset fingerprint), in yellow."""
+    for note in doc.get("notes") or []:
+        common.console.print(f"[yellow]note:[/] {escape(str(note))}")

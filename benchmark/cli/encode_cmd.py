@@ -72,8 +72,8 @@ def encode(
 
 
 def _register(from_file: str | None, name: str | None, ids: str | None, replace: bool, encoder: str, cfg) -> None:  # noqa: ANN001
+    from benchmark.pipeline.encode import register_embedding
     from core.data.prepared import PreparedDataset
-    from models.encoders.external import register_embedding
 
     if from_file is None or name is None:
         raise UserError("register your own vectors with both --from-file FILE and --name NAME")

@@ -21,7 +21,7 @@ def evaluate(
     ] = "all",
     run: Annotated[str | None, typer.Option("--run", help="run name (default: the config's run)")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="dataset (default: the one it trained on)")] = None,
-    n: Annotated[int | None, typer.Option("--n", min=20, help="generated covers per model")] = None,
+    n: Annotated[str | None, typer.Option("--n", help="generated covers per model (10000 or 1e4)")] = None,
     features: Annotated[
         str | None, typer.Option("--features", help="covernet, inception, colour, file:PATH.pt or file:ARCH=PATH.pt "
                                  "(a torchvision state dict)")
@@ -47,8 +47,9 @@ def evaluate(
     from benchmark.pipeline.evaluate import evaluate_run
     from benchmark.pipeline.guidance import parse_scales
     from benchmark.pipeline.locks import run_lock
-    from benchmark.pipeline.sample_size import check_evaluation_n
+    from benchmark.pipeline.sample_size import check_evaluation_n, parse_count
 
+    n = None if n is None else parse_count(n)
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})
     cfg = common.config(preset, set_, values)
     rp = paths.run(cfg.run)

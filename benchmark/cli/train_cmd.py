@@ -85,7 +85,7 @@ def _print_summary(rows, root) -> None:  # noqa: ANN001 - StageResult list, impo
     colour = {"trained": "green", "resumed": "green", "skipped": "dim", "stopped": "yellow"}
     for r in rows:
         table.add_row(
-            escape(f"{r.kind} {r.name}"),
+            escape(f"{r.label} {r.name}"),
             f"[{colour.get(r.status, 'white')}]{r.status}[/]",
             f"{r.images_seen / 1000:.2f}" if r.kind == "gan" else "",
             f"{r.images_per_s:.1f}" if r.images_per_s else "",

@@ -177,19 +177,12 @@ def calibrated_for(runs: Sequence[tuple[int, RunPaths]], docs: dict[int, dict[st
 def check_current(run: RunPaths) -> None:
     """UserError when an evaluation of ``run`` was computed on content of its dataset that was replaced since
     (``bench data ... --force``): its numbers describe data that is gone, so they must not join a spread."""
-    from benchmark.pipeline.evaluate import trained_on
-    from core.data.fingerprint import check_fingerprint
-    from core.data.prepared import PreparedDataset
+    from reports.check import evaluation_currency
 
-    for model, doc in evaluated_models(run).items():
-        try:
-            ds = PreparedDataset.open(trained_on(run, model) if (run.model(model) / "train_config.json").is_file()
-                                      else str(doc.get("dataset")))
-        except (UserError, OSError, ValueError, KeyError):
-            continue  # its dataset is gone: nothing to compare with
-        check_fingerprint(doc.get("dataset_fingerprint"), ds.fingerprint,
-                          f"the evaluation of {model} in run {run.name!r}", ds.name,
-                          "train and evaluate the seeds again under another --run-prefix")
+    for model, doc in evaluated_models(run).items():  # a dataset that is gone: nothing to compare with
+        stale, _ = evaluation_currency(run, model, doc, "train and evaluate the seeds again under another --run-prefix")
+        if stale:
+            raise UserError(stale)
 
 
 def collect_spreads(

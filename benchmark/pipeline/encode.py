@@ -2,7 +2,8 @@
 
 Each encoder gets ``<run>/encoders/<name>/`` with ``model.pt`` + ``meta.json``, ``embeddings.parquet``
 (track_id, split, genre_idx, vector) and ``eval.json`` (+ ``tsne.png``; it records the dataset's content
-fingerprint), written into a staging folder and swapped in only when all of them are there.
+fingerprint), written into a staging folder and swapped in only when all of them are there. An outside embedding
+(``register_embedding``) is registered under the same run lock.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ def encode(
             return _encode(ds, run_paths, names, cfg, workers)
     finally:
         release_frames()  # the log-mels the mel encoders shared, computed once for all of them
+
+
+def register_embedding(
+    ds: PreparedDataset, run: RunPaths, path: str | Path, name: str, *, ids: str | Path | None = None,
+    replace: bool = False, cfg: EncodersConfig | None = None,
+) -> dict[str, Any]:
+    """``bench encode --from-file``: register an outside embedding as condition ``name`` of ``run``
+    (``models.encoders.external.register_embedding``), holding the run's lock like every other writer of it."""
+    from models.encoders import external
+
+    with run_lock(run):
+        return external.register_embedding(ds, run, path, name, ids=ids, replace=replace, cfg=cfg)
 
 
 def _encode(

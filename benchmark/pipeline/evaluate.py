@@ -60,7 +60,7 @@ from core.paths import RunPaths
 from core.progress import progress_bar
 from core.storage import check_writable
 from models.gans.train.checkpoint import load_generator
-from models.gans.train.loop import check_trained_data
+from models.gans.train.loop import check_checkpoint_data, check_trained_data
 from models.gans.train.snapshot import grid_conditions
 
 __all__ = ["SCHEMA_VERSION", "METRICS_FILE", "Evaluation", "evaluate_generator", "evaluate_images", "evaluate_model"]
@@ -161,6 +161,7 @@ def evaluate_model(
     timings: dict[str, float] = {}
     with timed(timings, "load"):
         G, meta = load_generator(run.model(model), dev, guidance=guidance)
+    check_checkpoint_data(ds, run.model(model), model, meta)
     if meta["res"] not in ds.resolutions:
         res = meta["res"]
         raise UserError(f"{model} was trained at {res} px but dataset {ds.name!r} has no {res} px covers")
@@ -274,6 +275,7 @@ def export_samples(
     cfg = eval_settings(cfg, None, n)
     G, meta = load_generator(run.model(model), pick_device(device_kind))
     ds = PreparedDataset.open(trained_on(run, model))
+    check_checkpoint_data(ds, run.model(model), model, meta)
     condition = meta.get("condition") if meta["cond_dim"] > 0 else None
     conditions = condition_vectors(ds, condition, run)
     rng, n = np.random.default_rng(cfg.seed if seed is None else seed), cfg.n

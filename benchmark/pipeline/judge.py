@@ -359,6 +359,7 @@ def _report(s: EvalState) -> dict[str, Any]:
         "run": meta.get("run"),
         "dataset": side.ds.name,
         "dataset_fingerprint": side.ds.fingerprint,  # the content judged against (bench data ... --force changes it)
+        **({} if side.ds.location == side.ds.name else {"dataset_path": side.ds.location}),  # where it was opened
         "dataset_kind": side.ds.manifest.get("kind"),
         "coupling": side.ds.manifest.get("synth", {}).get("coupling"),
         "checkpoint": meta.get("checkpoint"),

@@ -1,9 +1,11 @@
-"""Which lock each writer takes: a run's (encode, train, evaluate, power, calibrate), its report's, a dataset's.
+"""Which lock each writer takes: a run's (encode, registering an outside embedding, train, evaluate, power,
+calibrate), its report's, a dataset's (data synth, import, probe).
 
 Every stage that writes into a run holds the run's exclusive lock (``core.locks``) for its whole duration, so a
 second writer of the same run waits or stops with one line naming the first; two runs never block each other.
 ``bench report`` only reads the run's results (each replaced atomically) and writes ``report/``: it holds the
-report's own lock, so it can be built while a long training runs. ``bench data synth/import`` hold the dataset's.
+report's own lock, so it can be built while a long training runs. ``bench data synth/import/probe`` hold the
+dataset's.
 
 Under torchrun every rank runs the same command and only rank 0 writes, so only rank 0 takes the lock (the other
 ranks would otherwise find it held by rank 0).
@@ -36,5 +38,5 @@ def report_lock(run: RunPaths) -> AbstractContextManager[Path | None]:
 
 
 def dataset_lock(dest: DatasetPaths) -> AbstractContextManager[Path | None]:
-    """Exclusive use of dataset ``dest`` while it is synthesised or imported."""
+    """Exclusive use of dataset ``dest`` while it is synthesised, imported or probed (probe.json is written in it)."""
     return locks.exclusive(dest.root, f"dataset {dest.name!r}", hint=WAIT_HINT)

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from benchmark.pipeline.labels import RealLabelled, real_labelled
 from benchmark.pipeline.locks import run_lock
-from benchmark.pipeline.sample_size import check_covers, power_bytes_per_cover
+from benchmark.pipeline.sample_size import check_covers, parse_count, power_bytes_per_cover
 from core.config.names import is_categorical
 from core.config.schema import EvalConfig
 from core.data.fingerprint import KEY as FINGERPRINT
@@ -202,16 +202,8 @@ def parse_strengths(text: str) -> tuple[float, ...]:
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
-    out = []
-    for part in str(text).split(","):
-        try:
-            n = int(part)
-        except ValueError:
-            raise UserError(f"--n takes whole numbers separated by commas; {part.strip()!r} is not one") from None
-        if n < 20:
-            raise UserError(f"--n {n} is too small: use at least 20 covers per replicate")
-        out.append(n)
-    return tuple(sorted(set(out)))
+    """``--n 200,1000,1e4``: each part read as ``bench evaluate --n`` reads its one (``parse_count``)."""
+    return tuple(sorted({parse_count(part) for part in str(text).split(",")}))
 
 
 def power_analysis(

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmark.pipeline.locks import dataset_lock
 from core import paths as P
 from core.config.schema import EvalConfig
 from core.data.fingerprint import is_stale
@@ -116,9 +118,16 @@ def probe_dataset(
     device_kind: str = "auto",
     write: bool = True,
 ) -> dict[str, Any]:
-    """Run the relationship probe on ``ds`` and (with ``write``) save it as ``data/<name>/probe.json``.
+    """Run the relationship probe on ``ds`` and (with ``write``) save it as ``data/<name>/probe.json``, holding the
+    dataset's lock as its other writers do (``data synth/import --force`` would replace what it probes).
 
     ``features`` None: ``cfg.features``, the extractor evaluation uses (see the module docstring)."""
+    with dataset_lock(ds.paths) if write else nullcontext():
+        return _probe(ds, features, folds, runs, cfg, n_permutations, seed, device_kind, write)
+
+
+def _probe(ds: PreparedDataset, features: str | None, folds: int, runs: list[RunPaths] | None,
+           cfg: EvalConfig | None, n_permutations: int, seed: int, device_kind: str, write: bool) -> dict[str, Any]:
     from metrics.relationship import audio_probe, genre_probe
 
     cfg = cfg or EvalConfig()

@@ -14,6 +14,8 @@ the features are computed. Two caps, the smaller wins, and the message says whic
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from core.config.schema import Config
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
@@ -26,6 +28,26 @@ MEMORY_SHARE = 0.5
 FEATURE_DIM = 2048  # Inception's pool features, the widest extractor coverbench ships
 KNN_CHUNK = 1024  # rows per chunk of metrics.distribution.prdc's distance matrices
 RETRIEVAL_CANDIDATES = 1000  # metrics.conditioning.retrieval ranks at most this many conditions per cover
+MIN_COVERS = 20
+MAX_DIGITS = 30  # a count past 10^30 is no count of covers; refused before it becomes a 10^9-digit integer
+
+
+def parse_count(text: str, flag: str = "--n", least: int = MIN_COVERS) -> int:
+    """A number of covers as typed: ``10000`` or ``1e4`` (the same count; a CLI int would turn ``1e13`` into a
+    usage box instead of the cap's one line). Fractions, words and counts below ``least`` are one line."""
+    raw = str(text).strip()
+    try:
+        d = Decimal(raw.replace("_", ""))
+    except InvalidOperation:
+        d = Decimal("NaN")
+    if not d.is_finite() or d != d.to_integral_value():
+        raise UserError(f"{flag} takes a whole number of covers; {raw!r} is not one")
+    if d.adjusted() >= MAX_DIGITS:
+        raise UserError(f"{flag} {raw} is too many: no dataset has test tracks for 10^{MAX_DIGITS} covers")
+    n = int(d)
+    if n < least:
+        raise UserError(f"{flag} {n} is too small: use at least {least} covers")
+    return n
 
 
 def evaluation_bytes_per_cover(res: int, feature_dim: int = FEATURE_DIM) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmark.pipeline.locks import run_lock
 from core.config.load import dump_config
-from core.config.names import is_builtin_condition
+from core.config.names import is_builtin_condition, model_family
 from core.config.schema import Config
 from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.prepared import PreparedDataset
@@ -37,13 +37,18 @@ class StageResult:
     """What one stage of ``train_all`` did: ``trained``, ``resumed``, ``skipped``, ``stopped`` or ``registered``
     (an outside embedding the run holds already)."""
 
-    kind: str  # "encoder" or "gan"
+    kind: str  # "encoder" or "gan" (any generator, diffusion included: the stages callers tell apart)
     name: str
     status: str
     seconds: float
     images_seen: int = 0
     images_per_s: float = 0.0
     directory: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """What the stage is, for people: ``encoder``, or the generator's family (``gan``, ``diffusion``)."""
+        return model_family(self.name) if self.kind == "gan" else self.kind
 
 
 def write_run_config(run: RunPaths, cfg: Config) -> Path:

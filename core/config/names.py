@@ -119,6 +119,11 @@ def model_ids_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_dir() and is_model_id(p.name)} if folder.is_dir() else set()
 
 
+def model_family(model: str) -> str:
+    """``diffusion`` or ``gan``: which family builds model id ``model`` (for people; both train in one engine)."""
+    return "diffusion" if parse_model_id(model).gan in DIFFUSION_NAMES else "gan"
+
+
 def takes_guidance(model: str) -> bool:
     """Whether model id ``model`` samples with a classifier-free guidance scale (the diffusion models)."""
     return parse_model_id(model).gan in DIFFUSION_NAMES

@@ -32,10 +32,12 @@ def is_stale(recorded: Any, current: str) -> bool:
     return isinstance(recorded, str) and bool(recorded) and recorded != current
 
 
-def check_fingerprint(recorded: Any, current: str, artifact: str, dataset: str, fix: str) -> None:
-    """One line when ``artifact`` was made from an earlier version of ``dataset`` than the one there now."""
+def check_fingerprint(recorded: Any, current: str, artifact: str, dataset: str, fix: str,
+                      made: str = "made from") -> None:
+    """One line when ``artifact`` was ``made`` ("made from", "registered for") an earlier version of ``dataset``
+    than the one there now."""
     if is_stale(recorded, current):
         raise UserError(
-            f"{artifact} was made from an earlier version of dataset {dataset!r} (replaced since, content "
+            f"{artifact} was {made} an earlier version of dataset {dataset!r} (replaced since, content "
             f"{recorded[:8]} then, {current[:8]} now): {fix}"
         )

@@ -4,7 +4,10 @@
 where the built-in encoders write theirs: ``<run>/encoders/<name>/embeddings.parquet``, ``eval.json`` (the same
 genre probe, k-NN, clustering and t-SNE as ``bench encode``, so it shows on the report's encoder and music pages)
 and ``meta.json`` saying where it came from (``kind: external``, the source path as given, its SHA-256, d, the
-dataset and its content fingerprint). A model id ``dcgan_cond+<name>`` then trains and is judged on it like on pca.
+dataset and its content fingerprint, which ``eval.json`` records too, as every encoder's does). The files are
+staged and replace an earlier registration together or not at all; the caller holds the run's lock
+(``benchmark.pipeline.encode``). A model id ``dcgan_cond+<name>`` then trains and is judged on it like on pca,
+while the dataset keeps the content it was registered for.
 
 Accepted files (a bare array "in dataset row order" is refused: row order is too easy to get silently wrong):
 
@@ -32,11 +35,13 @@ import pandas as pd
 
 from core.config.names import CONDITION_NAMES, check_condition_name
 from core.config.schema import EncodersConfig
-from core.data.fingerprint import manifest_hash
+from core.data.fingerprint import KEY as FINGERPRINT
+from core.data.fingerprint import check_fingerprint, is_stale
 from core.data.prepared import PreparedDataset, file_sha256
 from core.errors import UserError
 from core.jsonfiles import write_json_atomic
 from core.paths import RunPaths
+from core.storage import staged_outputs
 from models.encoders.base import META_FILE
 from models.encoders.evaluate import evaluate_embeddings
 from models.encoders.store import EMBEDDINGS_FILE, EVAL_FILE, load_embeddings, write_embeddings
@@ -224,21 +229,31 @@ def is_external(run: RunPaths | None, name: str) -> bool:
     return name not in CONDITION_NAMES and external_meta(run, name) is not None
 
 
-def register_hint(name: str, run: RunPaths | None) -> str:
+def register_hint(name: str, run: RunPaths | None, dataset: str | None = None, again: bool = False) -> str:
     where = f" --run {run.name}" if run is not None else ""
-    return f"register it with `bench encode --from-file F --name {name}{where}`"
+    where += f" --dataset {dataset}" if dataset else ""
+    return f"register it {'again ' if again else ''}with `bench encode --from-file F --name {name}{where}`"
 
 
 def load_external(ds: PreparedDataset, name: str, run: RunPaths | None) -> np.ndarray:
-    """(N, d) float32 vectors of the outside embedding ``name`` in ``ds`` row order; one line when it is missing."""
+    """(N, d) float32 vectors of the outside embedding ``name`` in ``ds`` row order; one line when it is missing or
+    was registered for another dataset, or for an earlier version of this one (its track ids may all still be
+    there: the content fingerprint is what tells)."""
     meta = external_meta(run, name)
     if meta is None or not (run.encoder(name) / EMBEDDINGS_FILE).is_file():
         in_run = f" in run {run.name!r}" if run is not None else " (no run given)"
         raise UserError(f"no condition {name!r}{in_run}: {register_hint(name, run)}")
     if meta.get("dataset") != ds.name:
         raise UserError(f"condition {name!r} in run {run.name!r} was registered for dataset {meta.get('dataset')!r}, "
-                        f"not {ds.name!r}: {register_hint(name, run)} --dataset {ds.name}")
+                        f"not {ds.name!r}: {register_hint(name, run, ds.location)}")
+    check_fingerprint(meta.get(FINGERPRINT), ds.fingerprint, f"the embedding {name!r} in run {run.name!r}", ds.name,
+                      register_hint(name, run, ds.location, again=True), made="registered for")
     return load_embeddings(run, name, ds)
+
+
+def outdated(meta: dict[str, Any] | None, ds: PreparedDataset) -> bool:
+    """Whether a registration was made for an earlier version of ``ds`` (its vectors fit no dataset there is)."""
+    return meta is not None and meta.get("dataset") == ds.name and is_stale(meta.get(FINGERPRINT), ds.fingerprint)
 
 
 def register_embedding(
@@ -254,7 +269,8 @@ def register_embedding(
     """Check ``path`` against ``ds``, save it as condition ``name`` of ``run`` and score it like a built-in encoder.
 
     Registering the same file again re-evaluates it; another file under a registered name needs ``replace``
-    (models trained on the old vectors are then stale). Returns the eval dict (also in ``eval.json``).
+    (models trained on the old vectors are then stale), unless the old one was registered for an earlier version
+    of ``ds``. Returns the eval dict (also in ``eval.json``).
     """
     name = check_external_name(name)
     cfg = cfg or EncodersConfig()
@@ -266,30 +282,38 @@ def register_embedding(
     old = external_meta(run, name)
     if old is None and out_dir.is_dir() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} exists and is not a registered embedding: choose another --name")
-    if old is not None and (old.get("sha256"), old.get("ids_sha256")) != (sha, ids_sha) and not replace:
+    if old is not None and (old.get("sha256"), old.get("ids_sha256")) != (sha, ids_sha) and not (
+            replace or outdated(old, ds)):
         raise UserError(f"condition {name!r} of run {run.name!r} is registered from {old.get('source')!r} "
                         f"(sha256 {str(old.get('sha256'))[:12]}...): pass --replace to register another file")
     x = align_vectors(ds, table, str(path))
     meta = {
         "kind": EXTERNAL_KIND, "name": name, "source": str(path), "sha256": sha,
         "ids": None if ids is None else str(ids), "ids_sha256": ids_sha, "layout": table.layout,
-        "dim": int(x.shape[1]), "n": int(len(x)), "dataset": ds.name, "dataset_fingerprint": manifest_hash(ds.manifest),
+        "dim": int(x.shape[1]), "n": int(len(x)), "dataset": ds.name, FINGERPRINT: ds.fingerprint,
     }  # fmt: skip
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # meta before vectors, scores last: a crash leaves either no vectors ("register it") or the new ones with
-    # their meta, never old scores or an old meta beside new vectors
-    for stale in (EVAL_FILE, EMBEDDINGS_FILE):
-        (out_dir / stale).unlink(missing_ok=True)
-    write_json_atomic(out_dir / META_FILE, meta)
-    write_embeddings(out_dir / EMBEDDINGS_FILE, ds, x)
+    # meta, vectors and scores are staged and swapped in together: a kill leaves the earlier registration whole
+    # (or none), never new vectors beside an old meta or without their scores
+    with staged_outputs(out_dir) as stage:
+        write_json_atomic(stage / META_FILE, meta)
+        write_embeddings(stage / EMBEDDINGS_FILE, ds, x)
+        return _score(ds, x, stage, meta, cfg)
+
+
+def _score(ds: PreparedDataset, x: np.ndarray, stage: Path, meta: dict[str, Any], cfg: EncodersConfig
+           ) -> dict[str, Any]:
+    """The genre probe, k-NN, clustering and t-SNE of the vectors, written as ``eval.json`` into ``stage``."""
+    name = meta["name"]
     t0 = time.perf_counter()
     ev = evaluate_embeddings(
         x, ds.genre_idx, ds.tracks["split"].to_numpy(), ds.genres, seed=cfg.seed, max_points=cfg.eval_max_points,
-        tsne_points=cfg.tsne_points, tsne_path=out_dir / "tsne.png", title=f"{name} (external, d={x.shape[1]}) on "
+        tsne_points=cfg.tsne_points, tsne_path=stage / "tsne.png", title=f"{name} (external, d={x.shape[1]}) on "
         f"{ds.name}",
     )  # fmt: skip
+    if "tsne_png" in ev:  # the staging folder's path would dangle once it is swapped in
+        ev["tsne_png"] = Path(ev["tsne_png"]).name
     splits = {s: int(len(ds.split_rows(s))) for s in ("train", "val", "test")}
-    ev.update(encoder=name, kind=EXTERNAL_KIND, dataset=ds.name, source=str(path), sha256=sha, splits=splits,
-              eval_seconds=round(time.perf_counter() - t0, 3))
-    write_json_atomic(out_dir / EVAL_FILE, ev)
+    ev.update(encoder=name, kind=EXTERNAL_KIND, dataset=ds.name, source=meta["source"], sha256=meta["sha256"],
+              splits=splits, eval_seconds=round(time.perf_counter() - t0, 3), **{FINGERPRINT: ds.fingerprint})
+    write_json_atomic(stage / EVAL_FILE, ev)
     return ev

@@ -1,8 +1,10 @@
 """Atomic, resumable checkpoints: everything needed to continue bit-for-bit on CPU.
 
 A checkpoint holds G, D, G_ema, both optimisers, the loss object's state (ADA p, path-length mean), counters,
-the data position and every RNG state. Written to a temporary file, fsynced, renamed; the last K are kept;
-loaded with ``torch.load(weights_only=True)`` (only tensors and plain values inside).
+the data position and every RNG state, and a JSON ``meta`` (networks, condition, and the dataset with its content
+fingerprint, checked where a checkpoint is resumed or evaluated; older checkpoints lack the last two). Written to a
+temporary file, fsynced, renamed; the last K are kept; loaded with ``torch.load(weights_only=True)`` (only tensors
+and plain values inside).
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 SUMMARY = "summary.json"
 __all__ = [
-    "NonFiniteError", "TrainResult", "check_trainable", "check_trained_data", "model_is_finished", "train_gan",
+    "NonFiniteError", "TrainResult", "check_checkpoint_data", "check_trainable", "check_trained_data",
+    "model_is_finished", "train_gan",
 ]
 
 
@@ -234,6 +235,13 @@ def check_trained_data(ds: PreparedDataset, run: RunPaths, name: str) -> None:
         check_same_data(config_file, saved, {"model": name, "dataset": ds.name, FINGERPRINT: ds.fingerprint})
 
 
+def check_checkpoint_data(ds: PreparedDataset, directory: Path, name: str, meta: dict[str, Any]) -> None:
+    """UserError when a checkpoint's own ``meta`` says it was trained on content of ``ds`` replaced since (it
+    travels without its train_config.json; checkpoints older than this record pass)."""
+    check_same_data(directory / "train_config.json", meta, {"model": name, "dataset": ds.name,
+                                                             FINGERPRINT: ds.fingerprint})
+
+
 _ALREADY = "{out_dir} already holds a run of {name}: pass --resume to continue it, or use another --run"
 
 
@@ -261,6 +269,7 @@ def _load_state(t: Training, state: dict[str, Any]) -> Any:
     """Load a checkpoint into the built networks, optimisers, loss and counters; returns this rank's RNG state."""
     ident = {"model": t.name, "dataset": t.ds.name, "condition": t.condition, FINGERPRINT: t.ds.fingerprint}
     ident.update(t.eff, cond_dim=t.cond_dim, z_dim=t.spec.z_dim, hparams=t.spec.hparams)
+    check_checkpoint_data(t.ds, t.out_dir, t.name, json.loads(state.get("meta") or "{}"))  # its own record first
     check_resume_matches(t.out_dir / "train_config.json", state, ident, ARCHITECTURE_KEYS)  # refuse other settings
     t.G.load_state_dict(state["G"])
     if t.D is not None:
@@ -451,7 +460,8 @@ def checkpoint_state(t: Training) -> dict[str, Any]:
     t.counters["train_seconds"] = time.perf_counter() - t.t_start
     spec, eff = t.spec, t.eff
     meta = {"res": eff["res"], "cond_dim": t.cond_dim, "z_dim": spec.z_dim, "size": eff["size"],
-            "hparams": spec.hparams, "condition": t.condition, "model_id": t.name}
+            "hparams": spec.hparams, "condition": t.condition, "model_id": t.name, "dataset": t.ds.name,
+            FINGERPRINT: t.ds.fingerprint}  # the data it learnt from, checked where it is loaded
     return {
         "format": 1,
         "model": parse_model_id(t.name).gan,
