@@ -125,28 +125,28 @@ def _bad_inputs(ds: PreparedDataset, tmp_path) -> list[tuple[str, object, str]]:
     def case(label: str, ids_, x_, match: str, **kw):
         cases.append((label, _parquet(tmp_path / f"{label}.parquet", ids_, x_, **kw), match))
 
-    case("unknown", np.r_[ids[:5], ["nope"], ids[6:]], x, r"row 5: track id 'nope' is not in dataset 'tiny'")
+    case("unknown", np.r_[ids[:5], ["nope"], ids[6:]], x, r"row 6: track id 'nope' is not in dataset 'tiny'")
     case("missing", ids[:-3], x[:-3],
-         r"3 tracks of dataset 'tiny' have no vector, the first 't0037' \(dataset row 37\)")
+         r"3 tracks of dataset 'tiny' have no vector, the first 't0037' \(dataset row 38\)")
     case("duplicate", np.r_[ids, ids[2:3]], np.r_[x, x[2:3]],
-         r"row 40: track id 't0002' appears twice \(first at row 2\)")
+         r"row 41: track id 't0002' appears twice \(first at row 3\)")
     nan = x.copy()
     nan[7, 1] = np.nan
-    case("nan", ids, nan, r"row 7 \(track 't0007'\): NaN or inf")
+    case("nan", ids, nan, r"row 8 \(track 't0007'\): NaN or inf")
     inf = x.copy()
     inf[9, 0] = np.inf
-    case("inf", ids, inf, r"row 9 \(track 't0009'\): NaN or inf", list_column=False)
+    case("inf", ids, inf, r"row 10 \(track 't0009'\): NaN or inf", list_column=False)
     flat = x.copy()
     flat[4] = 0.0
-    case("constant-row", ids, flat, r"row 4 \(track 't0004'\): the vector is constant")
+    case("constant-row", ids, flat, r"row 5 \(track 't0004'\): the vector is constant")
     case("all-equal", ids, np.tile([[1.0, 2.0, 3.0]], (len(ids), 1)), "every vector is the same: zero variance")
     case("d0", ids, np.zeros((len(ids), 0)), "d = 0", list_column=False)
     pd.DataFrame({"track_id": ids, "a": x[:, 0], "b": ["1.0"] * 11 + ["oops"] + ["2"] * 28}).to_csv(
         tmp_path / "text.csv", index=False)
-    cases.append(("text", tmp_path / "text.csv", r"row 11: column 'b' is not numeric \('oops'\)"))
+    cases.append(("text", tmp_path / "text.csv", r"row 12: column 'b' is not numeric \('oops'\)"))
     pd.DataFrame({"track_id": ids, "vector": [[1.0, 2.0]] * 3 + [[1.0]] + [[3.0, 4.0]] * 36}).to_parquet(
         tmp_path / "ragged.parquet")
-    cases.append(("ragged", tmp_path / "ragged.parquet", "row 3: 'vector' has 1 values, row 0 has 2"))
+    cases.append(("ragged", tmp_path / "ragged.parquet", "row 4: 'vector' has 1 values, row 1 has 2"))
     np.save(tmp_path / "bare.npy", x)
     cases.append(("bare", tmp_path / "bare.npy", "an array alone does not say which track each row is"))
     return cases
@@ -179,7 +179,7 @@ def test_cli_registers_and_refuses_with_exit_2(tiny, tmp_path, capsys):
     bad = _parquet(tmp_path / "bad.parquet", ids, nan)
     assert run_bench("encode", "--from-file", str(bad), "--name", "other", "--run", "r", "--dataset", "tiny") == 2
     err = capsys.readouterr().err
-    assert "row 3 (track 't0003'): NaN or inf" in err and len(err.strip().splitlines()) == 1
+    assert "row 4 (track 't0003'): NaN or inf" in err and len(err.strip().splitlines()) == 1
     assert run_bench("encode", "--from-file", str(good), "--run", "r", "--dataset", "tiny") == 2  # no --name
     assert run_bench("encode", "--from-file", str(good), "--name", "x", "--encoder", "pca", "--run", "r",
                      "--dataset", "tiny") == 2  # fmt: skip

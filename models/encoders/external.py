@@ -19,7 +19,7 @@ Accepted files (a bare array "in dataset row order" is refused: row order is too
 
 Every track of the dataset needs exactly one finite vector, no row may name a track the dataset lacks, no vector
 (d >= 2) may be constant, and the vectors must not all be equal. A failure is one line naming the first bad row
-(rows counted from 0, as numpy and pandas count them).
+(rows counted from 1, the header not counted, as manifests count them).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _from_frame(df: pd.DataFrame, p: Path) -> VectorTable:
         if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
             odd = np.flatnonzero(pd.to_numeric(col, errors="coerce").isna().to_numpy() & col.notna().to_numpy())
             i = int(odd[0]) if len(odd) else 0
-            raise UserError(f"{p}: row {i}: column {c!r} is not numeric ({col.iloc[i]!r})")
+            raise UserError(f"{p}: row {i + 1}: column {c!r} is not numeric ({col.iloc[i]!r})")
     x = df[cols].to_numpy(np.float64) if cols else np.zeros((len(df), 0))
     return _from_arrays(df[ID_COLUMN].to_numpy(), x, p, f"{len(cols)} numeric columns")
 
@@ -148,10 +148,10 @@ def _stack_lists(col: pd.Series, p: Path) -> np.ndarray:
     lengths = []
     for i, v in enumerate(col.to_numpy()):
         if v is None or np.ndim(v) != 1:
-            raise UserError(f"{p}: row {i}: {VECTOR_COLUMN!r} is not a list of numbers ({v!r})")
+            raise UserError(f"{p}: row {i + 1}: {VECTOR_COLUMN!r} is not a list of numbers ({v!r})")
         lengths.append(len(v))
         if lengths[-1] != lengths[0]:
-            raise UserError(f"{p}: row {i}: {VECTOR_COLUMN!r} has {lengths[-1]} values, row 0 has {lengths[0]}")
+            raise UserError(f"{p}: row {i + 1}: {VECTOR_COLUMN!r} has {lengths[-1]} values, row 1 has {lengths[0]}")
     if not lengths:
         return np.zeros((0, 0))
     try:
@@ -180,33 +180,34 @@ def align_vectors(ds: PreparedDataset, table: VectorTable, where: str) -> np.nda
     ids, x = table.ids, table.x
     for i, tid in enumerate(ids):
         if not tid:
-            raise UserError(f"{where}: row {i}: empty track id")
+            raise UserError(f"{where}: row {i + 1}: empty track id")
     seen: dict[str, int] = {}
     for i, tid in enumerate(ids):
         if tid in seen:
-            raise UserError(f"{where}: row {i}: track id {tid!r} appears twice (first at row {seen[tid]})")
+            raise UserError(f"{where}: row {i + 1}: track id {tid!r} appears twice (first at row {seen[tid] + 1})")
         seen[tid] = i
     wanted = pd.Index(ds.tracks["track_id"].astype(str))
     unknown = ~pd.Index(ids).isin(wanted)
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise UserError(f"{where}: row {i}: track id {ids[i]!r} is not in dataset {ds.name!r} "
+        raise UserError(f"{where}: row {i + 1}: track id {ids[i]!r} is not in dataset {ds.name!r} "
                         f"({int(unknown.sum())} unknown ids)")
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{where}: row {i} (track {ids[i]!r}): NaN or inf in the vector ({int(bad.sum())} such rows)")
+        raise UserError(f"{where}: row {i + 1} (track {ids[i]!r}): NaN or inf in the vector "
+                        f"({int(bad.sum())} such rows)")
     if x.shape[1] >= 2:
         flat = (x.max(axis=1) - x.min(axis=1)) == 0
         if flat.any():
             i = int(np.flatnonzero(flat)[0])
-            raise UserError(f"{where}: row {i} (track {ids[i]!r}): the vector is constant (every value {x[i, 0]:g}): "
-                            f"a failed extraction? ({int(flat.sum())} such rows)")
+            raise UserError(f"{where}: row {i + 1} (track {ids[i]!r}): the vector is constant "
+                            f"(every value {x[i, 0]:g}): a failed extraction? ({int(flat.sum())} such rows)")
     missing = ~wanted.isin(pd.Index(ids))
     if missing.any():
         j = int(np.flatnonzero(missing)[0])
         raise UserError(f"{where}: {int(missing.sum())} tracks of dataset {ds.name!r} have no vector, the first "
-                        f"{wanted[j]!r} (dataset row {j}): every track needs one")
+                        f"{wanted[j]!r} (dataset row {j + 1}): every track needs one")
     out = x[pd.Series(np.arange(len(ids)), index=pd.Index(ids)).loc[wanted].to_numpy()]
     if not (out.std(axis=0) > 0).any():
         raise UserError(f"{where}: every vector is the same: zero variance across tracks, nothing to condition on")
