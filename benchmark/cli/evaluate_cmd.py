@@ -44,10 +44,10 @@ def evaluate(
     set_: common.SetOpt = None,
 ) -> None:
     """Image quality and whether the conditioning works, with one verdict per model."""
-    from benchmark.pipeline.evaluate import evaluate_run
+    from benchmark.pipeline.evaluate import check_evaluation_n, evaluate_run
     from benchmark.pipeline.guidance import parse_scales
     from benchmark.pipeline.locks import run_lock
-    from benchmark.pipeline.sample_size import check_evaluation_n, parse_count
+    from benchmark.pipeline.sample_size import parse_count
 
     n = None if n is None else parse_count(n)
     values = common.drop_none({"eval": {"n": n, "features": features, "seed": seed}, "run": run})

@@ -55,7 +55,7 @@ from core.data.prepared import PreparedDataset
 from core.devices import pick_device
 from core.errors import UserError
 from core.images import ARRAY_SUFFIXES, as_uint8_nhwc, check_square, read_image_array, read_image_files, save_png
-from core.jsonfiles import jsonable, write_json_atomic
+from core.jsonfiles import jsonable, read_json_object, write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
 from core.storage import check_writable
@@ -339,6 +339,18 @@ def trained_on(run: RunPaths, model: str) -> str:
     """The dataset ``model`` was trained on, as its training recorded it (its folder when opened by path)."""
     saved = json.loads((run.model(model) / "train_config.json").read_text())
     return saved.get("dataset_path") or saved["dataset"]
+
+
+def check_evaluation_n(run: RunPaths, cfg: Config, model: str = "all", dataset: str | None = None) -> None:
+    """``cfg.eval.n`` against the caps of every model ``bench evaluate`` would evaluate (their datasets' test
+    tracks, their cover size), before any of them is loaded."""
+    for m in models_to_evaluate(run, cfg, model):
+        train_cfg = read_json_object(run.model(m) / "train_config.json", "training record",
+                                     f"train {m} again (`bench train {m} --run {run.name}`)")
+        ds = PreparedDataset.open(dataset or trained_on(run, m))
+        res = int(train_cfg.get("res") or max(ds.resolutions))
+        check_covers(cfg.eval.n, n_test=len(ds.split_rows("test")), bytes_per_cover=evaluation_bytes_per_cover(res),
+                     where=f"dataset {ds.name!r}")
 
 
 def evaluate_run(

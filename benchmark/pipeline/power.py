@@ -30,6 +30,15 @@ from threadpoolctl import threadpool_limits
 
 from benchmark.pipeline.labels import RealLabelled, real_labelled
 from benchmark.pipeline.locks import run_lock
+from benchmark.pipeline.power_file import (
+    POWER_FILE,
+    TARGET_POWER,
+    false_positive,
+    merge_power,
+    q_star,
+    q_star_sentence,
+    read_power,
+)
 from benchmark.pipeline.sample_size import check_covers, parse_count, power_bytes_per_cover
 from core.config.names import is_categorical
 from core.config.schema import EvalConfig
@@ -52,11 +61,9 @@ from metrics.conditioning.suite import (
 )
 from metrics.conditioning.verdict import ALPHA, PRIMARY, PRIMARY_CONTINUOUS
 
-POWER_FILE = "power.json"
 STRENGTHS = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0)
 SIZES = (200, 1000, 5000)
 SEEDS = 50
-TARGET_POWER = 0.8  # q*: the smallest strength whose yes-rate reaches this
 LEFT_OUT = {
     "sensitivity": "needs a z x condition grid from a generator; a partial oracle has no z",
     "cas": "trains a classifier per replicate; secondary, it never decides the verdict",
@@ -164,28 +171,6 @@ def power_row(model: PowerModel, condition: str, strength: float, n: int, seeds:
     }
 
 
-def q_star(rows: Sequence[dict[str, Any]], condition: str, target: float = TARGET_POWER) -> dict[str, float | None]:
-    """Per n, the smallest strength whose yes-rate reaches ``target`` (None: not reached at any strength run)."""
-    out: dict[str, float | None] = {}
-    for n in sorted({r["n"] for r in rows if r["condition"] == condition}):
-        hit = [r["strength"] for r in rows if r["condition"] == condition and r["n"] == n and r["yes"] >= target]
-        out[str(n)] = min(hit) if hit else None
-    return out
-
-
-def q_star_sentence(condition: str, qs: dict[str, float | None]) -> str:
-    parts = [f"n = {n}: q* = {q:g}" if q is not None else f"n = {n}: q* above every strength tried"
-             for n, q in qs.items()]
-    return f"{condition}: at your n, conditioning weaker than q* goes unseen ({'; '.join(parts)})."
-
-
-def false_positive(rows: Sequence[dict[str, Any]], condition: str, alpha: float = ALPHA) -> list[dict[str, Any]]:
-    """The q = 0 rows: false "yes" rate, its Wilson interval, and whether the point estimate exceeds alpha."""
-    return [{"n": r["n"], "rate": r["yes"], "interval": r["yes_interval"], "seeds": r["seeds"],
-             "exceeds_alpha": r["yes"] > alpha}
-            for r in rows if r["condition"] == condition and r["strength"] == 0.0]
-
-
 def parse_strengths(text: str) -> tuple[float, ...]:
     """``"0,0.1,1"`` -> (0.0, 0.1, 1.0); one clear line for anything outside [0, 1] or not a number."""
     out = []
@@ -214,7 +199,6 @@ def power_analysis(
     """Sweep strengths x sizes x seeds for one condition at cover size ``res`` (default: the smallest the dataset
     holds); merge into ``runs/<run>/eval/power.json`` (``power_file``: every earlier row is kept), which is read and
     checked first, and the run locked while it is written."""
-    from benchmark.pipeline.power_file import merge_power, read_power
 
     if seeds < 1:
         raise UserError("--seeds must be at least 1")

@@ -1,4 +1,5 @@
-"""``eval/power.json``: read and checked before a sweep, and merged so that no valid row is ever dropped.
+"""``eval/power.json``: read and checked before a sweep, merged so that no valid row is ever dropped, and summarised
+(q* and the false-positive rates, from the rows shown).
 
 Every row measured is kept, keyed by (dataset, extractor, condition, q, n, seeds), in ``sweeps``: one section per
 (dataset, extractor) with its dataset's content fingerprint, its conditions' metadata and every row. The top level
@@ -13,18 +14,43 @@ permutation count, label kind) when that condition is swept again. Each drop is 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from benchmark.pipeline.power import POWER_FILE, false_positive, q_star, q_star_sentence
 from core.data.fingerprint import KEY as FINGERPRINT
 from core.data.fingerprint import is_stale
 from core.errors import UserError
 from core.paths import RunPaths
+from metrics.conditioning.verdict import ALPHA
 
 SCHEMA = 2  # 2: every row kept in sweeps, by (dataset, extractor), with the dataset's content fingerprint
 SAME_WAY = ("family", "n_permutations", "labels", "kind")
 ROW_KEYS = ("condition", "strength", "n", "seeds")
 FIX = "move it aside (or delete it) and run bench power again; nothing was computed"
+POWER_FILE = "power.json"
+TARGET_POWER = 0.8  # q*: the smallest strength whose yes-rate reaches this
+
+
+def q_star(rows: Sequence[dict[str, Any]], condition: str, target: float = TARGET_POWER) -> dict[str, float | None]:
+    """Per n, the smallest strength whose yes-rate reaches ``target`` (None: not reached at any strength run)."""
+    out: dict[str, float | None] = {}
+    for n in sorted({r["n"] for r in rows if r["condition"] == condition}):
+        hit = [r["strength"] for r in rows if r["condition"] == condition and r["n"] == n and r["yes"] >= target]
+        out[str(n)] = min(hit) if hit else None
+    return out
+
+
+def q_star_sentence(condition: str, qs: dict[str, float | None]) -> str:
+    parts = [f"n = {n}: q* = {q:g}" if q is not None else f"n = {n}: q* above every strength tried"
+             for n, q in qs.items()]
+    return f"{condition}: at your n, conditioning weaker than q* goes unseen ({'; '.join(parts)})."
+
+
+def false_positive(rows: Sequence[dict[str, Any]], condition: str, alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """The q = 0 rows: false "yes" rate, its Wilson interval, and whether the point estimate exceeds alpha."""
+    return [{"n": r["n"], "rate": r["yes"], "interval": r["yes_interval"], "seeds": r["seeds"],
+             "exceeds_alpha": r["yes"] > alpha}
+            for r in rows if r["condition"] == condition and r["strength"] == 0.0]
 
 
 def row_key(row: dict[str, Any]) -> tuple:

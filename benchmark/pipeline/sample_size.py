@@ -16,12 +16,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from core.config.schema import Config
-from core.data.prepared import PreparedDataset
 from core.errors import UserError
-from core.jsonfiles import read_json_object
 from core.memory import available_bytes, gib
-from core.paths import RunPaths
 
 PER_TEST_TRACK = 1000
 MEMORY_SHARE = 0.5
@@ -88,17 +84,3 @@ def check_covers(n: int, *, n_test: int, bytes_per_cover: int, where: str, flag:
             f"{flag} {n} needs about {gib(n * bytes_per_cover)} of memory ({bytes_per_cover:,} bytes per cover); "
             f"{gib(avail)} is available, and at most half of it may go to the covers: use {flag} {mem_cap} or less"
         )
-
-
-def check_evaluation_n(run: RunPaths, cfg: Config, model: str = "all", dataset: str | None = None) -> None:
-    """``cfg.eval.n`` against the caps of every model ``bench evaluate`` would evaluate (their datasets' test
-    tracks, their cover size), before any of them is loaded."""
-    from benchmark.pipeline.evaluate import models_to_evaluate, trained_on
-
-    for m in models_to_evaluate(run, cfg, model):
-        train_cfg = read_json_object(run.model(m) / "train_config.json", "training record",
-                                     f"train {m} again (`bench train {m} --run {run.name}`)")
-        ds = PreparedDataset.open(dataset or trained_on(run, m))
-        res = int(train_cfg.get("res") or max(ds.resolutions))
-        check_covers(cfg.eval.n, n_test=len(ds.split_rows("test")), bytes_per_cover=evaluation_bytes_per_cover(res),
-                     where=f"dataset {ds.name!r}")

@@ -10,7 +10,6 @@ registered under ``scheme``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,35 +19,12 @@ from core.config.schema import EvalConfig
 from core.data.prepared import PreparedDataset
 from core.errors import UserError
 from metrics.features.cache import CachedFeatures, cached_features, dataset_key_parts
+from metrics.features.extractor import Extractor, ExtractorRequest
 
-
-@dataclass
-class Extractor:
-    """A named feature map with what determines its output (``preprocessing``: part of every cache key)."""
-
-    name: str
-    preprocessing: str
-    fn: Callable[[np.ndarray], np.ndarray]  # uint8 NHWC -> float32 (N, d)
-    info: dict = field(default_factory=dict)
-
-    def __call__(self, images: np.ndarray, batch: int = 512) -> np.ndarray:
-        """Features of uint8 NHWC ``images``, ``batch`` at a time, each batch handed over C-contiguous: the
-        networks' convolutions take another code path for other memory layouts (a generator's NCHW output seen
-        as NHWC), and the same pixels must give the same features bit for bit, however they were made."""
-        out = [self.fn(np.ascontiguousarray(images[s : s + batch])) for s in range(0, len(images), batch)]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
-
-
-@dataclass(frozen=True)
-class ExtractorRequest:
-    """What a factory may use: the dataset (covernet trains on it), the cover size, the evaluation settings, the
-    device, and the argument after ``scheme:`` (empty for plain names)."""
-
-    ds: PreparedDataset | None
-    res: int
-    cfg: EvalConfig
-    device: torch.device
-    argument: str = ""
+__all__ = [
+    "Extractor", "ExtractorRequest", "ExtractorFactory", "extractor_description", "extractor_names", "make_extractor",
+    "real_features", "register_extractor",
+]  # fmt: skip
 
 
 ExtractorFactory = Callable[[ExtractorRequest], Extractor]

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from core.data.prepared import file_sha256
 from core.errors import UserError
-from metrics.features.extractors import Extractor, ExtractorRequest
+from metrics.features.extractor import Extractor, ExtractorRequest
 from metrics.features.torchvision_weights import state_dict_of, torchvision_features
 
 FILE_SCHEME = "file"
