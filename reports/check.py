@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from core.config.names import MODEL_NAMES
+from core.config.names import MODEL_NAMES, parse_eval_name
 from core.errors import UserError
 from core.jsonfiles import read_json, read_json_mapping, read_json_object, write_json_atomic
 from core.paths import RunPaths
@@ -143,8 +143,6 @@ def read_metrics(run: RunPaths, model: str) -> dict[str, Any] | None:
 def is_model_name(name: Any) -> bool:
     """An evaluation folder's name: a model id (a GAN or diffusion name, or ``<conditional model>+<condition>``,
     ``stylegan_cond+pca``), or a diffusion model's at one guidance scale (``diffusion_cond@w0``)."""
-    from core.config.names import parse_eval_name
-
     try:
         parse_eval_name(name)
     except (UserError, TypeError):
@@ -356,8 +354,6 @@ def judged_dataset(run: RunPaths, doc: dict[str, Any]) -> Any:
 
 
 def _model_of(eval_name: str) -> str:
-    from core.config.names import parse_eval_name
-
     return parse_eval_name(eval_name)[0]
 
 
@@ -366,8 +362,6 @@ def redo_evaluation(run: RunPaths, model: str, doc: dict[str, Any]) -> str:
     """The command that evaluates ``model`` of ``run`` again (its evaluation folder's name: ``diffusion_cond@w2``)."""
     if doc.get("source", "toolkit") != "toolkit":
         return f"re-run `bench evaluate --samples ... --name {model} --run {run.name}` on the dataset there now"
-    from core.config.names import parse_eval_name
-
     base, w = parse_eval_name(model)
     return f"re-run `bench evaluate --model {base} --run {run.name}{'' if w is None else f' --guidance {w:g}'}`"
 

@@ -32,7 +32,7 @@ from core.data.loader import to_float
 from core.data.prepared import PreparedDataset
 from core.devices import pick_device
 from core.errors import UserError
-from core.jsonfiles import write_json_atomic
+from core.jsonfiles import read_json_mapping, write_json_atomic
 from core.paths import RunPaths
 from core.progress import progress_bar
 from models.conditions import load_conditions, usable_rows
@@ -225,19 +225,17 @@ def check_trainable(ds: PreparedDataset, run: RunPaths, name: str, cfg: TrainCon
 
 
 def check_trained_data(ds: PreparedDataset, run: RunPaths, name: str) -> None:
-    """UserError when model ``name`` of ``run`` was trained on content of ``ds`` that was replaced since."""
-    config_file = run.model(name) / "train_config.json"
-    try:
-        saved = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if isinstance(saved, dict):
-        check_same_data(config_file, saved, {"model": name, "dataset": ds.name, FINGERPRINT: ds.fingerprint})
+    """UserError when model ``name`` of ``run`` was trained on content of ``ds`` that was replaced since (as its
+    ``train_config.json`` records; a missing or unreadable one says nothing)."""
+    saved = read_json_mapping(run.model(name) / "train_config.json")
+    if saved is not None:
+        check_checkpoint_data(ds, run.model(name), name, saved)
 
 
 def check_checkpoint_data(ds: PreparedDataset, directory: Path, name: str, meta: dict[str, Any]) -> None:
-    """UserError when a checkpoint's own ``meta`` says it was trained on content of ``ds`` replaced since (it
-    travels without its train_config.json; checkpoints older than this record pass)."""
+    """UserError when a training record (a checkpoint's own ``meta``, which travels without its train_config.json,
+    or train_config.json) says it was trained on content of ``ds`` replaced since; records older than the
+    fingerprint pass."""
     check_same_data(directory / "train_config.json", meta, {"model": name, "dataset": ds.name,
                                                              FINGERPRINT: ds.fingerprint})
 
